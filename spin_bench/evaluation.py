@@ -1,0 +1,109 @@
+"""Evaluation through lm-evaluation-harness, in process, on the model in memory.
+
+`evaluate` runs `lm_eval.simple_evaluate` over an HFLM wrapping the checkpoint and returns tidy rows
+`{task, metric, value, stderr}`. Results are cached by (checkpoint, eval config), so the iteration-0 evaluation
+of a base model is computed once for every study and arm that starts from it. lm-eval's `num_fewshot` applies
+to every task of a call, so tasks are evaluated in one call per distinct shot count (the paper's suite mixes
+0, 5, 10 and 25 shots); the model is wrapped once and shared by the calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from spin_bench.cache import MARKER, atomic_write_json, cached_dir, content_hash
+from spin_bench.world import World
+
+log = logging.getLogger(__name__)
+
+
+def tasks_by_shots(eval_cfg: DictConfig) -> dict[int, list[str]]:
+    """`eval.tasks` ({task: shots}) grouped as {shots: [tasks]}, in config order."""
+    groups: dict[int, list[str]] = {}
+    for name, shots in eval_cfg.tasks.items():
+        if not isinstance(shots, int) or shots < 0:
+            raise ValueError(f"eval.tasks.{name} must be a number of few-shot examples >= 0, got {shots!r}")
+        groups.setdefault(shots, []).append(name)
+    return groups
+
+
+def checkpoint_fingerprint(checkpoint: str) -> str:
+    """What identifies a checkpoint's weights: its stage's completion marker if it has one, else its name."""
+    marker = Path(checkpoint).parent / MARKER
+    return marker.read_text() if marker.is_file() else str(checkpoint)
+
+
+def evaluate(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: DictConfig, cache_dir: Path) -> list[dict]:
+    inputs = {
+        "checkpoint": checkpoint_fingerprint(checkpoint),
+        "eval": OmegaConf.to_container(eval_cfg, resolve=True),
+        "world": world.root.name,
+    }
+    directory = Path(cache_dir) / "eval" / content_hash(inputs)
+
+    def build(tmp: Path) -> None:
+        rows = run_lm_eval(checkpoint, eval_cfg, world, model_cfg)
+        atomic_write_json(tmp / "metrics.json", rows)
+
+    return json.loads((cached_dir(directory, build, inputs) / "metrics.json").read_text())
+
+
+def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: DictConfig) -> list[dict]:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from spin_bench.world.model import load_checkpoint
+
+    model, tokenizer = load_checkpoint(
+        checkpoint, model_cfg.dtype, model_cfg.trust_remote_code, model_cfg.get("revision")
+    )
+    model.eval()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
+    task_manager = TaskManager(include_path=str(world.tasks_dir) if world.tasks_dir.is_dir() else None)
+    results: dict[str, dict] = {}
+    for shots, names in tasks_by_shots(eval_cfg).items():
+        log.info("evaluating %s on %s (%d-shot)", checkpoint, ", ".join(names), shots)
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=names,
+            num_fewshot=shots,
+            task_manager=task_manager,
+            apply_chat_template=eval_cfg.apply_chat_template,
+            fewshot_as_multiturn=eval_cfg.fewshot_as_multiturn,
+            system_instruction=eval_cfg.system_instruction,
+            limit=eval_cfg.limit,
+            bootstrap_iters=eval_cfg.bootstrap_iters,
+            random_seed=eval_cfg.seed,
+            numpy_random_seed=eval_cfg.seed,
+            torch_random_seed=eval_cfg.seed,
+            fewshot_random_seed=eval_cfg.seed,
+            log_samples=False,
+        )
+        results.update(out["results"])
+    return tidy_results(results)
+
+
+def tidy_results(results: dict[str, dict]) -> list[dict]:
+    """lm-eval's `{task: {"acc,none": v, "acc_stderr,none": s, ...}}` as rows {task, metric, value, stderr}.
+
+    The metric name keeps lm-eval's filter suffix (`exact_match,strict-match`) so that it reads the same as
+    the lm_eval CLI's output and never merges two filters of one metric.
+    """
+    rows = []
+    for task, metrics in sorted(results.items()):
+        for key, value in sorted(metrics.items()):
+            if "," not in key or "_stderr," in key or not isinstance(value, (int, float)):
+                continue
+            name, filt = key.split(",", 1)
+            stderr = metrics.get(f"{name}_stderr,{filt}")
+            finite = isinstance(stderr, (int, float)) and math.isfinite(stderr)
+            rows.append(
+                {"task": task, "metric": key, "value": float(value), "stderr": float(stderr) if finite else None}
+            )
+    return rows

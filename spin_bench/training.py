@@ -1,0 +1,101 @@
+"""Training through TRL on HF Trainer's DeepSpeed integration.
+
+The DeepSpeed config comes from `conf/train/<preset>.yaml` (ZeRO stage, offload); "auto" values are filled in
+by HF Trainer from the TrainingArguments built here, so batch size, precision and clipping are stated once.
+The recipe (learning rate, epochs, batch size, schedule) comes from the caller: the base stage's budget in
+`conf/model`, the self-play methods' in `conf/method`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from omegaconf import DictConfig, OmegaConf
+from trl import SFTConfig, SFTTrainer
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def ensure_process_group_env() -> None:
+    """Let a plain `python`/`spin-bench` run initialise DeepSpeed as a one-process job.
+
+    Launchers (torchrun, accelerate launch) set these variables; without them DeepSpeed looks for MPI. We only
+    fill in what is missing, so a launched multi-process run is left untouched.
+    """
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:  # a free port, so that two local jobs never collide on MASTER_PORT
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def trainer_arguments(train: DictConfig, recipe: DictConfig, output_dir: Path, seed: int) -> dict[str, Any]:
+    """Arguments shared by every TRL config (SFTConfig, DPOConfig): engine from `train`, budget from `recipe`."""
+    if train.precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {train.precision!r}")
+    deepspeed = OmegaConf.to_container(train.deepspeed, resolve=True) if train.deepspeed is not None else None
+    return dict(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.get("max_steps") or -1,
+        per_device_train_batch_size=recipe.batch_size // train.gradient_accumulation_steps,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=recipe.weight_decay,
+        optim=recipe.optimizer,
+        max_grad_norm=recipe.max_grad_norm,
+        bf16=train.precision == "bf16",
+        fp16=train.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        deepspeed=deepspeed,
+        gradient_checkpointing=train.gradient_checkpointing,
+        logging_steps=train.logging_steps,
+        save_strategy="no",  # stages save their own final checkpoint atomically
+        report_to=list(train.report_to),
+        disable_tqdm=not train.progress_bar,
+        dataloader_num_workers=0,
+    )
+
+
+def sft(model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfig, work_dir: Path, seed: int):
+    """Supervised fine-tuning on conversational prompt/completion rows; loss on completion tokens only."""
+    if recipe.batch_size % train.gradient_accumulation_steps:
+        raise ValueError(
+            f"batch_size {recipe.batch_size} is not divisible by train.gradient_accumulation_steps "
+            f"{train.gradient_accumulation_steps}"
+        )
+    ensure_process_group_env()
+    args = SFTConfig(
+        **trainer_arguments(train, recipe, work_dir, seed),
+        max_length=recipe.max_length,
+        completion_only_loss=True,
+        packing=False,
+        dataset_num_proc=1,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train()
+    log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    _release_deepspeed(trainer)
+    return model, {"train_loss": result.training_loss, "steps": result.global_step}
+
+
+def _release_deepspeed(trainer) -> None:
+    """Drop the DeepSpeed engine so the next stage in this process starts from a clean accelerator state."""
+    trainer.accelerator.free_memory()
+    del trainer

@@ -1,0 +1,73 @@
+"""Writes the embedded world: generated splits plus the lm-eval tasks over its held-out splits."""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from spin_bench.cache import atomic_write_text, content_hash, write_jsonl
+from spin_bench.world.arithmetic import Difficulty, Problem, draw_split, wrong_solution
+
+TASK_TEMPLATES = resources.files("spin_bench") / "tasks"
+# Bumped whenever the generator or the task templates change meaning, so cached worlds are rebuilt.
+VERSION = "arithmetic-v1-" + content_hash(*(t.read_text() for t in sorted(TASK_TEMPLATES.iterdir(), key=str)))
+
+
+def build(data: DictConfig, out: Path, final_root: Path) -> None:
+    splits = dict(data.splits)
+    unknown = set(splits) - {"sft_train", "spin_prompts", "dpo_pairs", "test", "test_hard"}
+    if unknown:
+        raise ValueError(f"data.splits has unknown splits {sorted(unknown)}")
+    if data.mc_choices < 2:
+        raise ValueError(f"data.mc_choices must be >= 2, got {data.mc_choices}")
+    easy, hard = Difficulty(**data.difficulty), Difficulty(**data.hard_difficulty)
+    seen: set[str] = set()  # every question drawn so far: test splits first, so no test item is ever trained on
+    problems = {
+        name: draw_split(f"{data.seed}:{name}", hard if name == "test_hard" else easy, splits[name], seen)
+        for name in ("test", "test_hard", "sft_train", "spin_prompts", "dpo_pairs")
+    }
+    rng = random.Random(f"{data.seed}:wrong")
+    data_dir = out / "data"
+    write_jsonl(data_dir / "sft_train.jsonl", _responses("sft", problems["sft_train"]))
+    write_jsonl(data_dir / "spin_prompts.jsonl", _responses("spin", problems["spin_prompts"]))
+    write_jsonl(data_dir / "dpo_pairs.jsonl", [
+        {"id": f"dpo-{i}", "prompt": p.question, "chosen": p.solution, "rejected": wrong_solution(p, rng)}
+        for i, p in enumerate(problems["dpo_pairs"])
+    ])  # fmt: skip
+    for name in ("test", "test_hard"):
+        write_jsonl(
+            data_dir / f"{name}.jsonl", [{"id": f"{name}-{i}", **p.to_row()} for i, p in enumerate(problems[name])]
+        )
+    write_jsonl(
+        data_dir / "test_mc.jsonl", [_choice_row(i, p, data.mc_choices, rng) for i, p in enumerate(problems["test"])]
+    )
+    for template in TASK_TEMPLATES.iterdir():
+        if template.name.endswith(".yaml"):
+            text = template.read_text().replace("{data_dir}", str(final_root / "data"))
+            atomic_write_text(out / "tasks" / template.name, text)
+
+
+def _responses(prefix: str, problems: list[Problem]) -> list[dict]:
+    return [
+        {"id": f"{prefix}-{i}", "prompt": p.question, "response": p.solution, "answer": p.answer}
+        for i, p in enumerate(problems)
+    ]
+
+
+def _choice_row(i: int, problem: Problem, n_choices: int, rng: random.Random) -> dict:
+    choices = {problem.solution}
+    for _ in range(100 * n_choices):
+        if len(choices) == n_choices:
+            break
+        choices.add(wrong_solution(problem, rng))
+    choices = sorted(choices)
+    rng.shuffle(choices)
+    return {
+        "id": f"test_mc-{i}",
+        "question": problem.question,
+        "choices": choices,
+        "gold": choices.index(problem.solution),
+    }

@@ -1,0 +1,52 @@
+"""The policy model: a tiny Llama built from config (embedded scale) or a pretrained checkpoint (paper scale)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_tiny_llama(architecture: dict[str, Any], tokenizer, seed: int) -> LlamaForCausalLM:
+    """A randomly initialised Llama whose shape comes from `model.architecture` in the config."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=tokenizer.model_max_length,
+        **architecture,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False, revision=None):
+    """Load an HF causal LM and its tokenizer from a local directory or a hub id, safetensors only."""
+    if dtype not in DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    local = Path(path)
+    if local.is_absolute() or str(path).startswith("."):
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(f"checkpoint {local} is not an HF model directory (no config.json)")
+        if not any(local.glob("*.safetensors")):
+            raise FileNotFoundError(f"checkpoint {local} has no .safetensors weights (pickle weights are refused)")
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+        path, dtype=DTYPES[dtype], use_safetensors=True, **kwargs
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    if tokenizer.pad_token is None:  # many hub tokenizers (Llama, Mistral) ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer, directory: Path) -> None:
+    """A standard HF directory: safetensors weights, config, tokenizer with its chat template."""
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
