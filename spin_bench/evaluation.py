@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
+from importlib import resources
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +22,28 @@ from spin_bench.cache import MARKER, atomic_write_json, cached_dir, content_hash
 from spin_bench.world import World
 
 log = logging.getLogger(__name__)
+
+TASK_TEMPLATES = resources.files("spin_bench") / "tasks"
+
+
+def embedded_task_names() -> set[str]:
+    return {t.name.removesuffix(".yaml") for t in TASK_TEMPLATES.iterdir() if t.name.endswith(".yaml")}
+
+
+def embedded_task_dir(world: World, cache_dir: Path) -> Path:
+    """The embedded lm-eval task YAMLs (spin_bench/tasks/) with `{data_dir}` set to this world's data directory.
+
+    A directory of plain task YAMLs, so that the stock `lm_eval` CLI can score any checkpoint with
+    `--include_path <this dir>`, exactly as the harness does in process.
+    """
+    templates = {t.name: t.read_text() for t in TASK_TEMPLATES.iterdir() if t.name.endswith(".yaml")}
+    inputs = {"world": world.root.name, "templates": templates}
+
+    def build(tmp: Path) -> None:
+        for name, text in templates.items():
+            (tmp / name).write_text(text.replace("{data_dir}", str(world.root / "data")))
+
+    return cached_dir(Path(cache_dir) / "tasks" / f"{world.root.name}-{content_hash(inputs)}", build, inputs)
 
 
 def tasks_by_shots(eval_cfg: DictConfig) -> dict[int, list[str]]:
@@ -38,22 +62,28 @@ def checkpoint_fingerprint(checkpoint: str) -> str:
     return marker.read_text() if marker.is_file() else str(checkpoint)
 
 
+def task_dir(eval_cfg: DictConfig, world: World, cache_dir: Path) -> Path | None:
+    """Where lm-eval finds the suite's own tasks: the embedded ones' directory, or None for lm-eval's built-ins."""
+    return embedded_task_dir(world, cache_dir) if eval_cfg.suite == "embedded" else None
+
+
 def evaluate(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: DictConfig, cache_dir: Path) -> list[dict]:
+    tasks = task_dir(eval_cfg, world, cache_dir)
     inputs = {
         "checkpoint": checkpoint_fingerprint(checkpoint),
         "eval": OmegaConf.to_container(eval_cfg, resolve=True),
-        "world": world.root.name,
+        "tasks": tasks.name if tasks else None,
     }
     directory = Path(cache_dir) / "eval" / content_hash(inputs)
 
     def build(tmp: Path) -> None:
-        rows = run_lm_eval(checkpoint, eval_cfg, world, model_cfg)
+        rows = run_lm_eval(checkpoint, eval_cfg, model_cfg, tasks)
         atomic_write_json(tmp / "metrics.json", rows)
 
     return json.loads((cached_dir(directory, build, inputs) / "metrics.json").read_text())
 
 
-def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: DictConfig) -> list[dict]:
+def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, model_cfg: DictConfig, tasks: Path | None) -> list[dict]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -65,7 +95,7 @@ def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: 
     )
     model.eval()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
-    task_manager = TaskManager(include_path=str(world.tasks_dir) if world.tasks_dir.is_dir() else None)
+    task_manager = TaskManager(include_path=str(tasks) if tasks else None)
     results: dict[str, dict] = {}
     for shots, names in tasks_by_shots(eval_cfg).items():
         log.info("evaluating %s on %s (%d-shot)", checkpoint, ", ".join(names), shots)
@@ -107,3 +137,23 @@ def tidy_results(results: dict[str, dict]) -> list[dict]:
                 {"task": task, "metric": key, "value": float(value), "stderr": float(stderr) if finite else None}
             )
     return rows
+
+
+def cli_command(checkpoint: str, eval_cfg: DictConfig, model_cfg: DictConfig, tasks: Path | None) -> list[str]:
+    """The stock `lm_eval` command that scores `checkpoint` as `evaluate` does (one per shot count; see
+    `tasks_by_shots`; the embedded suite has one). Printed by the study, checked by the tests."""
+    (shots, names), *rest = tasks_by_shots(eval_cfg).items()
+    if rest:
+        raise ValueError("this suite mixes shot counts: one lm_eval command per count is needed")
+    command = ["lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={checkpoint},dtype={model_cfg.dtype}"]
+    command += ["--include_path", str(tasks)] if tasks else []
+    command += ["--tasks", ",".join(names), "--num_fewshot", str(shots), "--batch_size", str(eval_cfg.batch_size)]
+    if eval_cfg.apply_chat_template:
+        command += ["--apply_chat_template", "--fewshot_as_multiturn", str(eval_cfg.fewshot_as_multiturn).lower()]
+    if eval_cfg.limit:
+        command += ["--limit", str(eval_cfg.limit)]
+    return command + ["--seed", str(eval_cfg.seed)]
+
+
+def shell_line(command: list[str]) -> str:
+    return " ".join(shlex.quote(part) for part in command)

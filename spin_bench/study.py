@@ -9,13 +9,12 @@ iterations 1..T, logged the same way (`iteration` counts completed self-play ite
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from spin_bench.cache import atomic_write_json
-from spin_bench.evaluation import evaluate
+from spin_bench.evaluation import cli_command, embedded_task_names, evaluate, shell_line, task_dir, tasks_by_shots
 from spin_bench.tracking import Tracker, git_commit, results_table, versions
 from spin_bench.world import build_world
 from spin_bench.world.base import build_base
@@ -28,19 +27,15 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.eval.suite == "embedded":
         if cfg.data.source != "embedded":
             raise ValueError("eval=embedded scores the embedded world's held-out splits: it needs data.source=embedded")
-        known = {t.name.removesuffix(".yaml") for t in (resources.files("spin_bench") / "tasks").iterdir()}
+        known = embedded_task_names()
         unknown = sorted(set(cfg.eval.tasks) - known)
         if unknown:
             raise ValueError(f"eval.tasks names unknown embedded tasks {unknown}; known: {sorted(known)}")
     if not cfg.eval.tasks:
         raise ValueError("eval.tasks is empty: nothing would be evaluated")
+    tasks_by_shots(cfg.eval)  # each task's shot count is a number >= 0
     if cfg.model.source == "scratch" and cfg.data.source != "embedded":
         raise ValueError("model.source=scratch trains the base model on the embedded world's sft_train split")
-    if cfg.model.source == "scratch" and cfg.model.base_sft.batch_size % cfg.train.gradient_accumulation_steps:
-        raise ValueError(
-            f"model.base_sft.batch_size={cfg.model.base_sft.batch_size} is not a multiple of "
-            f"train.gradient_accumulation_steps={cfg.train.gradient_accumulation_steps}"
-        )
 
 
 def run(cfg: DictConfig) -> list[dict]:
@@ -66,4 +61,7 @@ def run(cfg: DictConfig) -> list[dict]:
         tracker.finish(failed=failed)
     print(results_table(tracker.store.rows()))
     print(f"\nresults: {tracker.store.path}\nbase checkpoint: {base}\nworld: {world.root}")
+    if len(tasks_by_shots(cfg.eval)) == 1:
+        command = cli_command(base, cfg.eval, cfg.model, task_dir(cfg.eval, world, cache_dir))
+        print(f"score any checkpoint the same way with the lm_eval CLI:\n  {shell_line(command)}")
     return rows

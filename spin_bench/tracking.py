@@ -67,7 +67,7 @@ class ResultsStore:
                 raise ValueError(f"result row lacks keys {missing}: {row}")
         merged = {tuple(r[k] for k in ROW_IDENTITY): r for r in self.rows()}
         merged.update({tuple(r[k] for k in ROW_IDENTITY): r for r in rows})
-        ordered = sorted(merged.values(), key=lambda r: tuple(str(r[k]) for k in ROW_IDENTITY))
+        ordered = sorted(merged.values(), key=lambda r: tuple(r[k] for k in ROW_IDENTITY))
         atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered))
 
 

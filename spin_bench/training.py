@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from trl import SFTConfig, SFTTrainer
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,14 @@ def trainer_arguments(train: DictConfig, recipe: DictConfig, output_dir: Path, s
     )
 
 
-def sft(model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfig, work_dir: Path, seed: int):
-    """Supervised fine-tuning on conversational prompt/completion rows; loss on completion tokens only."""
+def sft(
+    model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfig, save_to: Path, seed: int
+) -> dict[str, Any]:
+    """Supervised fine-tuning on conversational prompt/completion rows (loss on completion tokens only).
+
+    The trained model is saved to `save_to` as an HF directory (through `Trainer.save_model`, which gathers
+    ZeRO-3's partitioned parameters); returns training statistics.
+    """
     if recipe.batch_size % train.gradient_accumulation_steps:
         raise ValueError(
             f"batch_size {recipe.batch_size} is not divisible by train.gradient_accumulation_steps "
@@ -81,7 +89,7 @@ def sft(model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfi
         )
     ensure_process_group_env()
     args = SFTConfig(
-        **trainer_arguments(train, recipe, work_dir, seed),
+        **trainer_arguments(train, recipe, Path(save_to) / "trainer", seed),
         max_length=recipe.max_length,
         completion_only_loss=True,
         packing=False,
@@ -90,12 +98,24 @@ def sft(model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfi
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
     log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    _release_deepspeed(trainer)
-    return model, {"train_loss": result.training_loss, "steps": result.global_step}
+    return _save(trainer, Path(save_to)) | {"train_loss": result.training_loss, "steps": result.global_step}
 
 
-def _release_deepspeed(trainer) -> None:
-    """Drop the DeepSpeed engine so the next stage in this process starts from a clean accelerator state."""
+def engine_stats(trainer) -> dict[str, Any]:
+    """What actually ran: whether DeepSpeed drove the step and with which ZeRO stage (recorded with each stage)."""
+    plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return {"deepspeed": trainer.is_deepspeed_enabled, "zero_stage": plugin.zero_stage if plugin else None}
+
+
+def _save(trainer, directory: Path) -> dict[str, Any]:
+    """Save model and tokenizer (gathering ZeRO-3 shards), drop the Trainer's scratch space and the engine.
+
+    A ZeRO-3 Trainer also leaves a process-global DeepSpeed config behind, under which every later
+    `from_pretrained` in this process would build a partitioned (empty) model: it is unset here.
+    """
+    trainer.save_model(str(directory))
+    shutil.rmtree(directory / "trainer", ignore_errors=True)
+    stats = engine_stats(trainer)
     trainer.accelerator.free_memory()
-    del trainer
+    unset_hf_deepspeed_config()
+    return stats

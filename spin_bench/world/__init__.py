@@ -3,7 +3,7 @@
 Every split is a JSONL file under `<world>/data/`. Training rows share one schema whatever the source:
 `{"id", "prompt", "response"}` for SFT and SPIN prompts (`response` is the real, human answer) and
 `{"id", "prompt", "chosen", "rejected"}` for DPO pairs. The embedded world also writes held-out evaluation splits
-and renders the lm-eval task YAMLs that read them (`<world>/tasks/`).
+(`test`, `test_hard`, `test_mc`), which the embedded lm-eval tasks read.
 """
 
 from __future__ import annotations
@@ -32,10 +32,6 @@ class World:
     def rows(self, split: str) -> list[dict]:
         return read_jsonl(self.path(split))
 
-    @property
-    def tasks_dir(self) -> Path:
-        return self.root / "tasks"
-
 
 def build_world(data: DictConfig, cache_dir: Path) -> World:
     """Build (or reuse) the world that `conf/data` describes."""
@@ -48,4 +44,4 @@ def build_world(data: DictConfig, cache_dir: Path) -> World:
         raise ValueError(f"data.source must be 'embedded' or 'hub', got {data.source!r}")
     inputs = {"data": spec, "code": source.VERSION}
     directory = Path(cache_dir) / "world" / f"{data.name}-{content_hash(inputs)}"
-    return World(cached_dir(directory, lambda tmp: source.build(data, tmp, final_root=directory), inputs))
+    return World(cached_dir(directory, lambda tmp: source.build(data, tmp), inputs))

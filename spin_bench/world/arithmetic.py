@@ -90,25 +90,32 @@ def make_problem(rng: random.Random, difficulty: Difficulty) -> Problem:
 
 
 def wrong_solution(problem: Problem, rng: random.Random) -> str:
-    """A plausible wrong worked solution: one equation's result slips by 1-3 and the error carries on."""
-    lines = problem.solution.split("\n")[:-1]
-    slip_at = rng.randrange(len(lines))
-    out, carried = [], None
-    for i, line in enumerate(lines):
+    """A plausible wrong worked solution: one equation's result slips by 1-3 and the error carries on.
+
+    Slips that would drive a count below zero, or that a later step undoes, are redrawn; a slip of +1 at the
+    last step is the fallback that always qualifies.
+    """
+    steps = []
+    for line in problem.solution.split("\n")[:-1]:
         lhs, _ = line.split(" = ")
-        first, op, operand = lhs.split(" ")
-        value = carried if carried is not None else int(first)
-        result = _apply(value, op if op != "*" else f"*{operand}", int(operand))
-        if i == slip_at:
-            result = max(0, result + rng.choice([-3, -2, -1, 1, 2, 3]))
-            if result == int(line.split(" = ")[1]):
-                result += 1
-        out.append(f"{value} {op} {operand} = {result}")
-        carried = result
-    if carried == problem.answer:  # a slip undone by a later step (0 - 0 ...); push the answer off by one
-        carried += 1
-        out[-1] = out[-1].rsplit(" = ", 1)[0] + f" = {carried}"
-    return "\n".join([*out, f"#### {carried}"])
+        _, op, operand = lhs.split(" ")
+        steps.append((op, int(operand)))
+    for attempt in range(20):
+        slip_at, delta = (
+            (rng.randrange(len(steps)), rng.choice([-3, -2, -1, 1, 2, 3])) if attempt < 19 else (len(steps) - 1, 1)
+        )
+        value = int(problem.solution.split(" ", 1)[0])
+        lines = []
+        for i, (op, operand) in enumerate(steps):
+            result = _apply(value, op if op != "*" else f"*{operand}", operand) + (delta if i == slip_at else 0)
+            lines.append(f"{value} {op} {operand} = {result}")
+            value = result
+            if value < 0:
+                break
+        else:
+            if value != problem.answer:
+                return "\n".join([*lines, f"#### {value}"])
+    raise AssertionError("unreachable: the last-step +1 slip always differs from the answer")
 
 
 def draw_split(seed: str, difficulty: Difficulty, size: int, exclude: set[str]) -> list[Problem]:

@@ -9,7 +9,6 @@ over the same world reuses it. Paper scale (`model.source: pretrained`): the che
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from datasets import Dataset
@@ -18,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from spin_bench.cache import atomic_write_json, cached_dir, content_hash
 from spin_bench.training import sft
 from spin_bench.world import World
-from spin_bench.world.model import build_tiny_llama, save_checkpoint
+from spin_bench.world.model import build_tiny_llama
 from spin_bench.world.tokenizer import train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,8 @@ def build_base(model: DictConfig, world: World, train: DictConfig, cache_dir: Pa
         policy = build_tiny_llama(OmegaConf.to_container(model.architecture), tokenizer, seed)
         log.info("base model: %s parameters", f"{policy.num_parameters():,}")
         dataset = Dataset.from_list([conversation(r["prompt"], r["response"]) for r in rows])
-        policy, stats = sft(policy, tokenizer, dataset, train, model.base_sft, tmp / "trainer", seed)
-        save_checkpoint(policy, tokenizer, tmp / "model")
-        atomic_write_json(tmp / "train_stats.json", {**stats, "parameters": policy.num_parameters()})
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)  # the Trainer's scratch space, not a result
+        parameters = policy.num_parameters()
+        stats = sft(policy, tokenizer, dataset, train, model.base_sft, tmp / "model", seed)
+        atomic_write_json(tmp / "train_stats.json", {**stats, "parameters": parameters})
 
     return str(cached_dir(directory, build, inputs) / "model")

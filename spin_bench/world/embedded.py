@@ -1,22 +1,20 @@
-"""Writes the embedded world: generated splits plus the lm-eval tasks over its held-out splits."""
+"""Writes the embedded world: generated training splits and held-out evaluation splits."""
 
 from __future__ import annotations
 
 import random
-from importlib import resources
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from spin_bench.cache import atomic_write_text, content_hash, write_jsonl
+from spin_bench.cache import write_jsonl
 from spin_bench.world.arithmetic import Difficulty, Problem, draw_split, wrong_solution
 
-TASK_TEMPLATES = resources.files("spin_bench") / "tasks"
-# Bumped whenever the generator or the task templates change meaning, so cached worlds are rebuilt.
-VERSION = "arithmetic-v1-" + content_hash(*(t.read_text() for t in sorted(TASK_TEMPLATES.iterdir(), key=str)))
+# Bumped whenever the generator changes meaning, so that cached worlds (and the models trained on them) rebuild.
+VERSION = "arithmetic-v1"
 
 
-def build(data: DictConfig, out: Path, final_root: Path) -> None:
+def build(data: DictConfig, out: Path) -> None:
     splits = dict(data.splits)
     unknown = set(splits) - {"sft_train", "spin_prompts", "dpo_pairs", "test", "test_hard"}
     if unknown:
@@ -44,10 +42,6 @@ def build(data: DictConfig, out: Path, final_root: Path) -> None:
     write_jsonl(
         data_dir / "test_mc.jsonl", [_choice_row(i, p, data.mc_choices, rng) for i, p in enumerate(problems["test"])]
     )
-    for template in TASK_TEMPLATES.iterdir():
-        if template.name.endswith(".yaml"):
-            text = template.read_text().replace("{data_dir}", str(final_root / "data"))
-            atomic_write_text(out / "tasks" / template.name, text)
 
 
 def _responses(prefix: str, problems: list[Problem]) -> list[dict]:

@@ -17,7 +17,7 @@ from spin_bench.cache import write_jsonl
 VERSION = "hub-v1"
 
 
-def build(data: DictConfig, out: Path, final_root: Path) -> None:
+def build(data: DictConfig, out: Path) -> None:
     spin = _load(data.spin_prompts, data.revision, required=("prompt", "messages"))
     write_jsonl(
         out / "data" / "spin_prompts.jsonl", [_spin_row(i, row, data.spin_prompts.path) for i, row in enumerate(spin)]

@@ -44,9 +44,3 @@ def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
-
-
-def save_checkpoint(model: PreTrainedModel, tokenizer, directory: Path) -> None:
-    """A standard HF directory: safetensors weights, config, tokenizer with its chat template."""
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)

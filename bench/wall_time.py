@@ -1,0 +1,52 @@
+"""Wall time of the README's two workloads: the default study (cold: fresh cache) and the default test suite.
+
+    .venv/bin/python bench/wall_time.py --runs 3            # both, median of 3 each
+    .venv/bin/python bench/wall_time.py --runs 3 --only study
+
+Each study run gets a fresh SPIN_BENCH_ROOT, so it pays for every stage (world, tokenizer, base SFT, DeepSpeed's
+JIT op build, evaluation) as a first run on a new machine does. Prints one line per run and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["study", "tests"], default=None)
+    args = parser.parse_args()
+    workloads = {
+        "study": [str(BIN / "spin-bench")],
+        "tests": [str(BIN / "pytest"), "-q", "-m", "not slow and not gpu", "-p", "no:cacheprovider"],
+    }
+    for name, command in workloads.items():
+        if args.only and name != args.only:
+            continue
+        times = []
+        for i in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="spin-bench-bench-") as root:
+                times.append(timed(command, {**os.environ, "SPIN_BENCH_ROOT": root}))
+            print(f"{name} run {i + 1}: {times[-1]:.1f} s", flush=True)
+        print(f"{name}: median {statistics.median(times):.1f} s over {args.runs} runs", flush=True)
+
+
+if __name__ == "__main__":
+    main()
