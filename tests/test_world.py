@@ -65,10 +65,10 @@ def test_world_is_cached_by_config(tmp_path):
     assert build_world(cfg.data, tmp_path / "c").root != first.root
 
 
-def _ultrachat_standin(directory, rows):
+def _ultrachat_standin(directory, rows, split="train_sft"):
     """A local directory laid out like the hub dataset (data/<split>-00000-of-00001.parquet)."""
     (directory / "data").mkdir(parents=True)
-    pd.DataFrame(rows).to_parquet(directory / "data" / "train_sft-00000-of-00001.parquet")
+    pd.DataFrame(rows).to_parquet(directory / "data" / f"{split}-00000-of-00001.parquet")
 
 
 def test_hub_world_loads_ultrachat_schema(tmp_path):
@@ -84,6 +84,23 @@ def test_hub_world_loads_ultrachat_schema(tmp_path):
     cfg.data.spin_prompts.limit = 3
     world = build_world(cfg.data, tmp_path / "c")
     assert world.rows("spin_prompts") == [{"id": f"id{i}", "prompt": f"q{i}", "response": f"a{i}"} for i in range(3)]
+
+
+def test_hub_world_loads_ultrafeedback_pairs(tmp_path):
+    def turns(prompt, answer):
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+    prompts = [{"prompt": "q", "messages": turns("q", "a")}]
+    pairs = [{"prompt": f"p{i}", "chosen": turns(f"p{i}", "good"), "rejected": turns(f"p{i}", "bad")} for i in range(2)]
+    _ultrachat_standin(tmp_path / "u", prompts)
+    _ultrachat_standin(tmp_path / "f", pairs, split="train_prefs")
+    cfg = make_cfg(tmp_path, "data=ultrachat", f"data.spin_prompts.path={tmp_path / 'u'}")
+    cfg.data.dpo_pairs.path = str(tmp_path / "f")
+    world = build_world(cfg.data, tmp_path / "c")
+    assert world.rows("spin_prompts") == [{"id": "spin-0", "prompt": "q", "response": "a"}]
+    assert world.rows("dpo_pairs") == [
+        {"id": f"dpo-{i}", "prompt": f"p{i}", "chosen": "good", "rejected": "bad"} for i in range(2)
+    ]
 
 
 def test_hub_world_names_a_bad_row_and_leaves_nothing_behind(tmp_path):

@@ -48,24 +48,22 @@ def _assistant_text(turns, where: str) -> str:
     return replies[0]
 
 
-def _spin_row(i: int, row: dict, source: str) -> dict:
+def _prompt_row(i: int, row: dict, source: str, prefix: str) -> tuple[str, dict]:
+    """Where a row came from (for errors) and its checked `id` and `prompt`."""
     where = f"{source} row {i}"
     if not isinstance(row["prompt"], str) or not row["prompt"].strip():
         raise ValueError(f"{where}: empty or non-text prompt")
-    return {
-        "id": row.get("prompt_id") or f"spin-{i}",
-        "prompt": row["prompt"],
-        "response": _assistant_text(row["messages"], where),
-    }
+    return where, {"id": row.get("prompt_id") or f"{prefix}-{i}", "prompt": row["prompt"]}
+
+
+def _spin_row(i: int, row: dict, source: str) -> dict:
+    where, out = _prompt_row(i, row, source, "spin")
+    return out | {"response": _assistant_text(row["messages"], where)}
 
 
 def _dpo_row(i: int, row: dict, source: str) -> dict:
-    where = f"{source} row {i}"
-    if not isinstance(row["prompt"], str) or not row["prompt"].strip():
-        raise ValueError(f"{where}: empty or non-text prompt")
-    return {
-        "id": row.get("prompt_id") or f"dpo-{i}",
-        "prompt": row["prompt"],
-        "chosen": _assistant_text(row["chosen"], where + " (chosen)"),
-        "rejected": _assistant_text(row["rejected"], where + " (rejected)"),
+    where, out = _prompt_row(i, row, source, "dpo")
+    return out | {
+        "chosen": _assistant_text(row["chosen"], f"{where} (chosen)"),
+        "rejected": _assistant_text(row["rejected"], f"{where} (rejected)"),
     }
