@@ -28,12 +28,11 @@ def content_hash(*parts: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-def file_hash(path: Path, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
+def checkpoint_fingerprint(checkpoint: str) -> str:
+    """What identifies a checkpoint's weights, for the hashes of the stages that read it: the completion
+    marker of the stage that wrote it (hence everything that made it), or else its name (a hub id)."""
+    marker = Path(checkpoint).parent / MARKER
+    return marker.read_text() if marker.is_file() else str(checkpoint)
 
 
 def is_complete(directory: Path) -> bool:

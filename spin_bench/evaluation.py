@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from spin_bench.cache import MARKER, atomic_write_json, cached_dir, content_hash
+from spin_bench.cache import atomic_write_json, cached_dir, checkpoint_fingerprint, content_hash
 from spin_bench.world import World
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,6 @@ def tasks_by_shots(eval_cfg: DictConfig) -> dict[int, list[str]]:
             raise ValueError(f"eval.tasks.{name} must be a number of few-shot examples >= 0, got {shots!r}")
         groups.setdefault(shots, []).append(name)
     return groups
-
-
-def checkpoint_fingerprint(checkpoint: str) -> str:
-    """What identifies a checkpoint's weights: its stage's completion marker if it has one, else its name."""
-    marker = Path(checkpoint).parent / MARKER
-    return marker.read_text() if marker.is_file() else str(checkpoint)
 
 
 def task_dir(eval_cfg: DictConfig, world: World, cache_dir: Path) -> Path | None:

@@ -18,6 +18,7 @@ from spin_bench.evaluation import cli_command, embedded_task_names, evaluate, sh
 from spin_bench.tracking import Tracker, git_commit, results_table, versions
 from spin_bench.world import build_world
 from spin_bench.world.base import build_base
+from spin_bench.world.model import check_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def check_config(cfg: DictConfig) -> None:
     tasks_by_shots(cfg.eval)  # each task's shot count is a number >= 0
     if cfg.model.source == "scratch" and cfg.data.source != "embedded":
         raise ValueError("model.source=scratch trains the base model on the embedded world's sft_train split")
+    if cfg.model.source == "pretrained":
+        check_checkpoint(cfg.model.name_or_path, cfg.model.dtype)
 
 
 def run(cfg: DictConfig) -> list[dict]:

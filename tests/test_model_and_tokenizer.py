@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spin_bench.world.arithmetic import Difficulty, make_problem
 from spin_bench.world.model import build_tiny_llama, load_checkpoint
-from spin_bench.world.tokenizer import train_tokenizer
+from spin_bench.world.tokenizer import render_exchange, train_tokenizer
 
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 
@@ -23,7 +23,7 @@ def problems():
 
 @pytest.fixture(scope="module")
 def tokenizer(problems):
-    return train_tokenizer((f"{p.question}\n{p.solution}" for p in problems), 320, 256)
+    return train_tokenizer((render_exchange(p.question, p.solution) for p in problems), 320, 256)
 
 
 def chat(tokenizer, problem, with_answer: bool) -> str:
@@ -48,7 +48,8 @@ def test_prompt_is_a_token_prefix_of_prompt_plus_answer(tokenizer, problems):
     """Generation and lm-eval tokenize the prompt alone; training tokenizes it with the answer: they must agree."""
     for p in problems[:50]:
         prompt, full = chat(tokenizer, p, False), chat(tokenizer, p, True)
-        assert full.startswith(prompt) and full.endswith(tokenizer.eos_token)
+        assert full == render_exchange(p.question, p.solution) + tokenizer.eos_token
+        assert full.startswith(prompt)
         prompt_ids, full_ids = tokenizer(prompt)["input_ids"], tokenizer(full)["input_ids"]
         assert full_ids[: len(prompt_ids)] == prompt_ids
 

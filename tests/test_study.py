@@ -98,3 +98,7 @@ def test_bad_config_fails_before_any_stage(tmp_path):
     cfg = make_cfg(tmp_path, "data=ultrachat")
     with pytest.raises(ValueError, match="data.source=embedded"):
         run(cfg)
+    cfg = make_cfg(tmp_path, "experiment=paper", f"model.name_or_path={tmp_path / 'no_such_model'}")
+    with pytest.raises(FileNotFoundError, match="no_such_model is not an HF model directory"):
+        run(cfg)
+    assert not (tmp_path / "runs").exists()  # nothing was started, nothing half-written

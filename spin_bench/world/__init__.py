@@ -15,8 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from spin_bench.cache import cached_dir, content_hash, read_jsonl
 
-TRAINING_SPLITS = ("sft_train", "spin_prompts", "dpo_pairs")
-
 
 @dataclass(frozen=True)
 class World:

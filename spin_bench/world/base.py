@@ -18,7 +18,7 @@ from spin_bench.cache import atomic_write_json, cached_dir, content_hash
 from spin_bench.training import sft
 from spin_bench.world import World
 from spin_bench.world.model import build_tiny_llama
-from spin_bench.world.tokenizer import train_tokenizer
+from spin_bench.world.tokenizer import render_exchange, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ def build_base(model: DictConfig, world: World, train: DictConfig, cache_dir: Pa
     def build(tmp: Path) -> None:
         rows = world.rows("sft_train")
         log.info("base stage: training a tokenizer and SFT'ing %s on %d examples", model.name, len(rows))
-        corpus = (f"### Instruction:\n{r['prompt']}\n\n### Response:\n{r['response']}" for r in rows)
+        corpus = (render_exchange(r["prompt"], r["response"]) for r in rows)
         tokenizer = train_tokenizer(corpus, model.tokenizer.vocab_size, model.tokenizer.model_max_length)
         policy = build_tiny_llama(OmegaConf.to_container(model.architecture), tokenizer, seed)
-        log.info("base model: %s parameters", f"{policy.num_parameters():,}")
-        dataset = Dataset.from_list([conversation(r["prompt"], r["response"]) for r in rows])
         parameters = policy.num_parameters()
+        log.info("base model: %s parameters", f"{parameters:,}")
+        dataset = Dataset.from_list([conversation(r["prompt"], r["response"]) for r in rows])
         stats = sft(policy, tokenizer, dataset, train, model.base_sft, tmp / "model", seed)
         atomic_write_json(tmp / "train_stats.json", {**stats, "parameters": parameters})
 

@@ -12,20 +12,21 @@ from spin_bench.world.arithmetic import Difficulty, Problem, draw_split, wrong_s
 
 # Bumped whenever the generator changes meaning, so that cached worlds (and the models trained on them) rebuild.
 VERSION = "arithmetic-v1"
+# Drawn in this order into one set of seen questions: test splits first, so none of their items is trained on.
+SPLITS = ("test", "test_hard", "sft_train", "spin_prompts", "dpo_pairs")
 
 
 def build(data: DictConfig, out: Path) -> None:
     splits = dict(data.splits)
-    unknown = set(splits) - {"sft_train", "spin_prompts", "dpo_pairs", "test", "test_hard"}
-    if unknown:
-        raise ValueError(f"data.splits has unknown splits {sorted(unknown)}")
+    if set(splits) != set(SPLITS) or any(not isinstance(n, int) or n < 1 for n in splits.values()):
+        raise ValueError(f"data.splits must give a size >= 1 for exactly the splits {SPLITS}, got {splits}")
     if data.mc_choices < 2:
         raise ValueError(f"data.mc_choices must be >= 2, got {data.mc_choices}")
     easy, hard = Difficulty(**data.difficulty), Difficulty(**data.hard_difficulty)
-    seen: set[str] = set()  # every question drawn so far: test splits first, so no test item is ever trained on
+    seen: set[str] = set()
     problems = {
         name: draw_split(f"{data.seed}:{name}", hard if name == "test_hard" else easy, splits[name], seen)
-        for name in ("test", "test_hard", "sft_train", "spin_prompts", "dpo_pairs")
+        for name in SPLITS
     }
     rng = random.Random(f"{data.seed}:wrong")
     data_dir = out / "data"

@@ -25,16 +25,24 @@ def build_tiny_llama(architecture: dict[str, Any], tokenizer, seed: int) -> Llam
     return LlamaForCausalLM(config)
 
 
-def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False, revision=None):
-    """Load an HF causal LM and its tokenizer from a local directory or a hub id, safetensors only."""
+def check_checkpoint(path: str | Path, dtype: str = "float32") -> None:
+    """Fail early, naming the problem, on a local checkpoint that cannot load (hub ids are checked by the hub).
+
+    A path is local when it is absolute, starts with '.', or exists; anything else is taken as a hub id.
+    """
     if dtype not in DTYPES:
         raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     local = Path(path)
-    if local.is_absolute() or str(path).startswith("."):
+    if local.is_absolute() or str(path).startswith(".") or local.exists():
         if not (local / "config.json").is_file():
             raise FileNotFoundError(f"checkpoint {local} is not an HF model directory (no config.json)")
         if not any(local.glob("*.safetensors")):
             raise FileNotFoundError(f"checkpoint {local} has no .safetensors weights (pickle weights are refused)")
+
+
+def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False, revision=None):
+    """Load an HF causal LM and its tokenizer from a local directory or a hub id, safetensors only."""
+    check_checkpoint(path, dtype)
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
     model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         path, dtype=DTYPES[dtype], use_safetensors=True, **kwargs

@@ -30,6 +30,12 @@ CHAT_TEMPLATE = (
 )
 
 
+def render_exchange(prompt: str, response: str) -> str:
+    """The text CHAT_TEMPLATE renders for one user/assistant exchange, less the end-of-sequence token: the
+    tokenizer is trained on it, before there is a tokenizer to apply the template with."""
+    return f"### Instruction:\n{prompt}\n\n### Response:\n{response}"
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
