@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spin_bench.cache import atomic_write_json, cached_dir, checkpoint_fingerprint, content_hash
 from spin_bench.world import World
+from spin_bench.world.model import load_configured, loading_spec
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def evaluate(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: Dic
     tasks = task_dir(eval_cfg, world, cache_dir)
     inputs = {
         "checkpoint": checkpoint_fingerprint(checkpoint),
+        "loading": loading_spec(model_cfg),
         "eval": OmegaConf.to_container(eval_cfg, resolve=True),
         "tasks": tasks.name if tasks else None,
     }
@@ -82,11 +84,7 @@ def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, model_cfg: DictConfig, ta
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from spin_bench.world.model import load_checkpoint
-
-    model, tokenizer = load_checkpoint(
-        checkpoint, model_cfg.dtype, model_cfg.trust_remote_code, model_cfg.get("revision")
-    )
+    model, tokenizer = load_configured(checkpoint, model_cfg)
     model.eval()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
     task_manager = TaskManager(include_path=str(tasks) if tasks else None)

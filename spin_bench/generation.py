@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from spin_bench.cache import cached_dir, checkpoint_fingerprint, content_hash, read_jsonl, write_jsonl
+from spin_bench.world.model import load_configured, loading_spec
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def generate(checkpoint: str, prompts: list[dict], gen_cfg: DictConfig, model_cf
         raise ValueError(f"generation.backend must be one of {BACKENDS}, got {gen_cfg.backend!r}")
     inputs = {
         "checkpoint": checkpoint_fingerprint(checkpoint),
+        "loading": loading_spec(model_cfg),
         "prompts": content_hash([(p["id"], p["prompt"]) for p in prompts], length=16),
         "decoding": OmegaConf.to_container(gen_cfg, resolve=True),
     }
@@ -53,11 +55,7 @@ def hf_generate(checkpoint: str, prompts: list[str], gen_cfg: DictConfig, model_
     import torch
     from tqdm.auto import tqdm
 
-    from spin_bench.world.model import load_checkpoint
-
-    model, tokenizer = load_checkpoint(
-        checkpoint, model_cfg.dtype, model_cfg.trust_remote_code, model_cfg.get("revision")
-    )
+    model, tokenizer = load_configured(checkpoint, model_cfg)
     model.eval()
     texts = [format_prompt(tokenizer, p, gen_cfg.prompt_format) for p in prompts]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]

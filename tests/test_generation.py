@@ -80,8 +80,10 @@ def test_cache_hits_identical_requests_and_misses_any_change(monkeypatch, tmp_pa
     generate("model-1", prompts[:1], cfg.generation, cfg.model, tmp_path)  # other prompts
     cfg.generation.temperature = 0.7  # other decoding
     generate("model-1", prompts, cfg.generation, cfg.model, tmp_path)
-    assert len(calls) == 4
-    assert len(list((tmp_path / "generations").glob("*[!k]"))) == 4
+    cfg.model.dtype = "bfloat16"  # the same weights, computed in another precision
+    generate("model-1", prompts, cfg.generation, cfg.model, tmp_path)
+    assert len(calls) == 5
+    assert len(list((tmp_path / "generations").glob("*[!k]"))) == 5
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch, tmp_path):

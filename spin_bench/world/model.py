@@ -25,6 +25,11 @@ def build_tiny_llama(architecture: dict[str, Any], tokenizer, seed: int) -> Llam
     return LlamaForCausalLM(config)
 
 
+def loading_spec(model_cfg) -> dict:
+    """The settings that change what a loaded checkpoint computes: part of every cache key that loads one."""
+    return {"dtype": model_cfg.dtype, "revision": model_cfg.get("revision"), "remote_code": model_cfg.trust_remote_code}
+
+
 def check_checkpoint(path: str | Path, dtype: str = "float32") -> None:
     """Fail early, naming the problem, on a local checkpoint that cannot load (hub ids are checked by the hub).
 
@@ -52,3 +57,8 @@ def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def load_configured(checkpoint: str | Path, model_cfg):
+    """`load_checkpoint` with the loading settings of `conf/model` (dtype, revision, remote code)."""
+    return load_checkpoint(checkpoint, model_cfg.dtype, model_cfg.trust_remote_code, model_cfg.get("revision"))
