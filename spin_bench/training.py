@@ -19,7 +19,7 @@ import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-from trl import SFTConfig, SFTTrainer
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ def trainer_arguments(train: DictConfig, recipe: DictConfig, output_dir: Path, s
     )
 
 
+def _check_batch(train: DictConfig, recipe: DictConfig) -> None:
+    if recipe.batch_size % train.gradient_accumulation_steps:
+        raise ValueError(
+            f"batch_size {recipe.batch_size} is not divisible by train.gradient_accumulation_steps "
+            f"{train.gradient_accumulation_steps}"
+        )
+
+
 def sft(
     model, tokenizer, dataset: Dataset, train: DictConfig, recipe: DictConfig, save_to: Path, seed: int
 ) -> dict[str, Any]:
@@ -82,11 +90,7 @@ def sft(
     The trained model is saved to `save_to` as an HF directory (through `Trainer.save_model`, which gathers
     ZeRO-3's partitioned parameters); returns training statistics.
     """
-    if recipe.batch_size % train.gradient_accumulation_steps:
-        raise ValueError(
-            f"batch_size {recipe.batch_size} is not divisible by train.gradient_accumulation_steps "
-            f"{train.gradient_accumulation_steps}"
-        )
+    _check_batch(train, recipe)
     ensure_process_group_env()
     args = SFTConfig(
         **trainer_arguments(train, recipe, Path(save_to) / "trainer", seed),
@@ -99,6 +103,39 @@ def sft(
     result = trainer.train()
     log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
     return _save(trainer, Path(save_to)) | {"train_loss": result.training_loss, "steps": result.global_step}
+
+
+def preference(
+    model, tokenizer, pairs: Dataset, train: DictConfig, recipe: DictConfig, save_to: Path, seed: int
+) -> dict[str, Any]:
+    """SPIN's and DPO's logistic (or hinge, IPO, ...) loss on conversational prompt/chosen/rejected rows.
+
+    SPIN is DPO with chosen = the real answer, rejected = the model's own, and the reference = the model the
+    iteration starts from. That reference is `model` itself: its log-probabilities of every pair are computed
+    once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. Log-probs are
+    summed over response tokens only. `recipe.beta` and `recipe.loss_type` are TRL's `beta` and `loss_type`.
+    """
+    _check_batch(train, recipe)
+    ensure_process_group_env()
+    args = DPOConfig(
+        **trainer_arguments(train, recipe, Path(save_to) / "trainer", seed),
+        beta=recipe.beta,
+        loss_type=[recipe.loss_type],
+        max_length=recipe.max_length,
+        precompute_ref_log_probs=True,
+        dataset_num_proc=1,
+    )
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=pairs, processing_class=tokenizer)
+    result = trainer.train()
+    log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    reference = {
+        "chosen": trainer.train_dataset["ref_chosen_logps"],
+        "rejected": trainer.train_dataset["ref_rejected_logps"],
+    }
+    stats = {"train_loss": result.training_loss, "steps": result.global_step, "log_history": history,
+             "reference_logps": reference}  # fmt: skip
+    return _save(trainer, Path(save_to)) | stats
 
 
 def engine_stats(trainer) -> dict[str, Any]:
