@@ -114,6 +114,8 @@ def preference(
     iteration starts from. That reference is `model` itself: its log-probabilities of every pair are computed
     once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. Log-probs are
     summed over response tokens only. `recipe.beta` and `recipe.loss_type` are TRL's `beta` and `loss_type`.
+    The trained model is saved to `save_to` as `sft` does; the statistics include the logged losses and the
+    reference log-probs of every pair.
     """
     _check_batch(train, recipe)
     ensure_process_group_env()
