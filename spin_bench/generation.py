@@ -44,6 +44,7 @@ def generate(checkpoint: str, prompts: list[dict], gen_cfg: DictConfig, model_cf
 
     def build(tmp: Path) -> None:
         backend = hf_generate if gen_cfg.backend == "hf" else vllm_generate
+        log.info("generating %d answers with %s (%s backend)", len(prompts), checkpoint, gen_cfg.backend)
         texts = backend(checkpoint, [p["prompt"] for p in prompts], gen_cfg, model_cfg)
         rows = [{"id": p["id"], "prompt": p["prompt"], "generated": t} for p, t in zip(prompts, texts, strict=True)]
         write_jsonl(tmp / "generations.jsonl", rows)

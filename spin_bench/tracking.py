@@ -7,7 +7,6 @@ within `logger.timeout_s`; otherwise the run goes on offline with a warning. Not
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -19,8 +18,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from spin_bench.cache import atomic_write_text, content_hash, read_jsonl
-
-log = logging.getLogger(__name__)
 
 RESULT_KEYS = ("study", "method", "seed", "iteration", "task", "metric", "value", "stderr", "checkpoint")
 ROW_IDENTITY = ("study", "method", "seed", "iteration", "task", "metric")
