@@ -9,6 +9,7 @@ to every task of a call, so tasks are evaluated in one call per distinct shot co
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -82,12 +83,11 @@ def evaluate(checkpoint: str, eval_cfg: DictConfig, world: World, model_cfg: Dic
 def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, model_cfg: DictConfig, tasks: Path | None) -> list[dict]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     model, tokenizer = load_configured(checkpoint, model_cfg)
     model.eval()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
-    task_manager = TaskManager(include_path=str(tasks) if tasks else None)
+    task_manager = task_manager_for(str(tasks) if tasks else None)
     results: dict[str, dict] = {}
     for shots, names in tasks_by_shots(eval_cfg).items():
         log.info("evaluating %s on %s (%d-shot)", checkpoint, ", ".join(names), shots)
@@ -109,6 +109,15 @@ def run_lm_eval(checkpoint: str, eval_cfg: DictConfig, model_cfg: DictConfig, ta
         )
         results.update(out["results"])
     return tidy_results(results)
+
+
+@functools.cache
+def task_manager_for(include_path: str | None):
+    """lm-eval's task index, built once per process: indexing every built-in task takes about 14 s here, and a
+    study evaluates each of its iterations in the same process."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
 
 
 def tidy_results(results: dict[str, dict]) -> list[dict]:

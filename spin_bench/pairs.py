@@ -21,19 +21,21 @@ def history_iterations(iteration: int, history: int | None) -> list[int]:
 def spin_pairs(
     generations: dict[int, list[dict]], real: list[dict], iteration: int, history: int | None
 ) -> tuple[list[dict], dict[str, int]]:
-    """Pairs `{"id", "iteration", "prompt", "chosen", "rejected"}` from the chosen iterations' generations, and
-    counts: `pairs`, and `degenerate` (generated == real, a pair that carries no signal; kept, as in the paper)."""
-    answers = {row["id"]: row["response"] for row in real}
+    """Pairs `{"id", "iteration", "prompt", "chosen", "rejected"}`: for each chosen iteration, one per row of
+    `real` (its answer against that iteration's generation for the same id; generations of other prompts, such
+    as held-out ones, are not paired). Counts: `pairs`, and `degenerate` (generated == real, a pair that carries
+    no signal; kept, as in the paper)."""
     pairs = []
     for t in history_iterations(iteration, history):
         if t not in generations:
             raise KeyError(f"iteration {iteration} trains on the generations of iteration {t}, which are missing")
-        for row in generations[t]:
-            if row["id"] not in answers:
-                raise KeyError(f"generation {row['id']!r} of iteration {t} has no real answer among the SPIN prompts")
+        generated = {row["id"]: row["generated"] for row in generations[t]}
+        for row in real:
+            if row["id"] not in generated:
+                raise KeyError(f"SPIN prompt {row['id']!r} has no generation at iteration {t}")
             pairs.append(
-                {"id": row["id"], "iteration": t, "prompt": row["prompt"], "chosen": answers[row["id"]],
-                 "rejected": row["generated"]}
+                {"id": row["id"], "iteration": t, "prompt": row["prompt"], "chosen": row["response"],
+                 "rejected": generated[row["id"]]}
             )  # fmt: skip
     degenerate = sum(p["chosen"].strip() == p["rejected"].strip() for p in pairs)
     return pairs, {"pairs": len(pairs), "degenerate": degenerate}

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from spin_bench.cache import atomic_write_text, content_hash, read_jsonl
 
+DIAGNOSTICS_IDENTITY = ("study", "method", "seed", "iteration")
 RESULT_KEYS = ("study", "method", "seed", "iteration", "task", "metric", "value", "stderr", "checkpoint")
 ROW_IDENTITY = ("study", "method", "seed", "iteration", "task", "metric")
 PACKAGES = ("spin-bench", "torch", "transformers", "trl", "deepspeed", "lm_eval", "wandb", "hydra-core",
@@ -47,25 +48,32 @@ def git_commit(repo: Path) -> str | None:
         return None
 
 
-class ResultsStore:
-    """`results.jsonl`: one row per (study, method, seed, iteration, task, metric); rewrites are atomic and a
-    row logged again replaces the old one, so a rerun never duplicates."""
+class JsonlStore:
+    """A JSONL table with one row per identity (a tuple of key values); rewrites are atomic and a row logged
+    again replaces the old one, so a rerun never duplicates."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, identity: tuple[str, ...], required: tuple[str, ...] = ()):
+        self.path, self.identity, self.required = Path(path), identity, required or identity
 
     def rows(self) -> list[dict]:
         return read_jsonl(self.path) if self.path.is_file() else []
 
     def upsert(self, rows: list[dict]) -> None:
         for row in rows:
-            missing = [k for k in RESULT_KEYS if k not in row]
+            missing = [k for k in self.required if k not in row]
             if missing:
-                raise ValueError(f"result row lacks keys {missing}: {row}")
-        merged = {tuple(r[k] for k in ROW_IDENTITY): r for r in self.rows()}
-        merged.update({tuple(r[k] for k in ROW_IDENTITY): r for r in rows})
-        ordered = sorted(merged.values(), key=lambda r: tuple(r[k] for k in ROW_IDENTITY))
+                raise ValueError(f"row for {self.path.name} lacks keys {missing}: {row}")
+        merged = {tuple(r[k] for k in self.identity): r for r in self.rows()}
+        merged.update({tuple(r[k] for k in self.identity): r for r in rows})
+        ordered = sorted(merged.values(), key=lambda r: tuple(r[k] for k in self.identity))
         atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in ordered))
+
+
+class ResultsStore(JsonlStore):
+    """`results.jsonl`: one row per (study, method, seed, iteration, task, metric) (docs/results.md)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, ROW_IDENTITY, RESULT_KEYS)
 
 
 def _wandb_has_credentials() -> bool:
@@ -110,6 +118,7 @@ class Tracker:
     def __init__(self, logger_cfg, run_dir: Path, identity: dict[str, Any], config: dict, tags: list[str]):
         self.identity = identity  # study, method, seed
         self.store = ResultsStore(Path(run_dir) / "results.jsonl")
+        self.diagnostics = JsonlStore(Path(run_dir) / "diagnostics.jsonl", DIAGNOSTICS_IDENTITY)
         self.run = None
         if logger_cfg.backend == "wandb":
             self.run = self._init_wandb(logger_cfg, Path(run_dir), config, tags)
@@ -143,30 +152,48 @@ class Tracker:
             warnings.warn(f"W&B online init failed ({err}): logging offline instead", stacklevel=2)
             run = wandb.init(mode="offline", **kwargs)
         run.define_metric("iteration")
-        run.define_metric("eval/*", step_metric="iteration")
+        run.define_metric("train_step")  # optimizer steps counted across iterations
+        for prefix in ("eval", "selfplay"):
+            run.define_metric(f"{prefix}/*", step_metric="iteration")
+        run.define_metric("train/*", step_metric="train_step")
         return run
 
-    def log_iteration(self, iteration: int, metrics: list[dict], checkpoint: str) -> list[dict]:
+    def log_iteration(
+        self, iteration: int, metrics: list[dict], checkpoint: str, diagnostics: dict | None = None
+    ) -> list[dict]:
+        """One evaluated iteration: its eval rows (results.jsonl) and self-play diagnostics (diagnostics.jsonl)."""
         rows = [{**self.identity, "iteration": iteration, **m, "checkpoint": checkpoint} for m in metrics]
         self.store.upsert(rows)
+        if diagnostics:
+            self.diagnostics.upsert([{**self.identity, "iteration": iteration, **diagnostics}])
         if self.run is not None:
-            self.run.log({"iteration": iteration, **{f"eval/{m['task']}/{m['metric']}": m["value"] for m in metrics}})
+            logged = {f"eval/{m['task']}/{m['metric']}": m["value"] for m in metrics}
+            logged |= {f"selfplay/{k}": v for k, v in (diagnostics or {}).items()}
+            self.run.log({"iteration": iteration, **logged})
         return rows
+
+    def log_training(self, history: list[dict], first_step: int) -> None:
+        """The Trainer's per-logging-step metrics (loss, TRL's rewards and log-probs) on a step axis that runs on
+        across iterations (`first_step` = the optimizer steps of the iterations before). Replayed from the stage's
+        saved statistics, so a resumed run logs the same curves as an uninterrupted one."""
+        if self.run is None:
+            return
+        for entry in history:
+            values = {f"train/{k}": v for k, v in entry.items() if k != "step" and isinstance(v, (int, float))}
+            self.run.log({"train_step": first_step + entry["step"], **values})
+
+    def log_samples(self, iteration: int, samples: list[dict]) -> None:
+        """A W&B table of sample prompts with their real and generated answers (the pairs the iteration trained on)."""
+        if self.run is None or not samples:
+            return
+        import wandb
+
+        table = wandb.Table(columns=["iteration", "id", "prompt", "real", "generated"])
+        for p in samples:
+            table.add_data(iteration, p["id"], p["prompt"], p["chosen"], p["rejected"])
+        self.run.log({"iteration": iteration, "selfplay/samples": table})
 
     def finish(self, failed: bool = False) -> None:
         if self.run is not None:
             self.run.finish(exit_code=1 if failed else 0)
             self.run = None
-
-
-def results_table(rows: list[dict]) -> str:
-    """Method x iteration rows, one column per task metric (in %), plus their average."""
-    import pandas as pd
-
-    if not rows:
-        return "(no results)"
-    frame = pd.DataFrame(rows)
-    frame["column"] = frame["task"] + " " + frame["metric"].str.split(",").str[0]
-    table = frame.pivot_table(index=["method", "seed", "iteration"], columns="column", values="value") * 100
-    table["average"] = table.mean(axis=1)
-    return table.round(2).to_string()

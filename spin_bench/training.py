@@ -102,22 +102,79 @@ def sft(
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
     log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
-    return _save(trainer, Path(save_to)) | {"train_loss": result.training_loss, "steps": result.global_step}
+    return _save(trainer, Path(save_to)) | _run_stats(trainer, result)
+
+
+# TRL DPO losses that apply to one (chosen, rejected) pair per prompt, as SPIN's pairs are.
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+              "apo_zero", "apo_down", "sigmoid_norm")  # fmt: skip
+
+
+class MixedReferenceDPOTrainer(DPOTrainer):
+    """DPOTrainer whose precomputed reference log-probs are `alpha * log p_base + (1 - alpha) * log p_start`.
+
+    Written by hand because TRL takes its reference from one model (`ref_model`, or the policy before training),
+    while alpha-SPIN (Alami et al. 2024) regularises towards a geometric mixture of the base model and the
+    iteration's starting model; alpha = 1 is a fixed base-model reference. TRL computes the starting model's
+    log-probs as usual; the base model's come from TRL's own `compute_ref_log_probs` on the same batches.
+    """
+
+    def __init__(self, *args, base_model, alpha: float, **kwargs):
+        from trl.trainer.utils import add_fused_lm_head
+
+        add_fused_lm_head(base_model)  # as DPOTrainer prepares its own ref_model for `compute_ref_log_probs`
+        self.base_model, self.alpha = base_model, alpha
+        super().__init__(*args, **kwargs)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        from torch.utils.data import DataLoader
+
+        dataset = super()._precompute_ref_logps(dataset, name, batch_size)
+        columns = ("ref_chosen_logps", "ref_rejected_logps")
+        base = self.base_model.to(self.accelerator.device).eval()
+        loader = DataLoader(dataset.remove_columns(list(columns)), batch_size, collate_fn=self.data_collator)
+        chosen, rejected = [], []
+        for batch in loader:
+            base_chosen, base_rejected = self.compute_ref_log_probs(base, batch)
+            chosen.append(base_chosen.cpu())
+            rejected.append(base_rejected.cpu())
+        base_logps = {"ref_chosen_logps": torch.cat(chosen), "ref_rejected_logps": torch.cat(rejected)}
+        mixed = {
+            column: (self.alpha * base_logps[column] + (1 - self.alpha) * torch.tensor(dataset[column])).tolist()
+            for column in columns
+        }
+        dataset = dataset.remove_columns(list(columns))
+        for column, values in mixed.items():
+            dataset = dataset.add_column(column, values)
+        return dataset
 
 
 def preference(
-    model, tokenizer, pairs: Dataset, train: DictConfig, recipe: DictConfig, save_to: Path, seed: int
+    model,
+    tokenizer,
+    pairs: Dataset,
+    train: DictConfig,
+    recipe: DictConfig,
+    save_to: Path,
+    seed: int,
+    heldout: Dataset | None = None,
+    base_model=None,
+    alpha: float = 0.0,
 ) -> dict[str, Any]:
     """SPIN's and DPO's logistic (or hinge, IPO, ...) loss on conversational prompt/chosen/rejected rows.
 
     SPIN is DPO with chosen = the real answer, rejected = the model's own, and the reference = the model the
     iteration starts from. That reference is `model` itself: its log-probabilities of every pair are computed
-    once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. Log-probs are
-    summed over response tokens only. `recipe.beta` and `recipe.loss_type` are TRL's `beta` and `loss_type`.
-    The trained model is saved to `save_to` as `sft` does; the statistics include the logged losses and the
-    reference log-probs of every pair.
+    once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. With `base_model`
+    the reference is the mixture `alpha * log p_base + (1 - alpha) * log p_model` (MixedReferenceDPOTrainer).
+    Log-probs are summed over response tokens only. `recipe.beta` and `recipe.loss_type` are TRL's `beta` and
+    `loss_type`. After training, the `heldout` pairs (if any) are scored: TRL's eval metrics (reward accuracy,
+    margins, log-probs) under the same reference. The trained model is saved to `save_to` as `sft` does; the
+    statistics include the logged metrics of every logging step and the reference log-probs of every pair.
     """
     _check_batch(train, recipe)
+    if recipe.loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {recipe.loss_type!r}")
     ensure_process_group_env()
     args = DPOConfig(
         **trainer_arguments(train, recipe, Path(save_to) / "trainer", seed),
@@ -125,19 +182,32 @@ def preference(
         loss_type=[recipe.loss_type],
         max_length=recipe.max_length,
         precompute_ref_log_probs=True,
+        per_device_eval_batch_size=recipe.batch_size,
         dataset_num_proc=1,
     )
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=pairs, processing_class=tokenizer)
+    kwargs = dict(model=model, ref_model=None, args=args, train_dataset=pairs, eval_dataset=heldout,
+                  processing_class=tokenizer)  # fmt: skip
+    if base_model is None:
+        trainer = DPOTrainer(**kwargs)
+    else:
+        trainer = MixedReferenceDPOTrainer(**kwargs, base_model=base_model, alpha=alpha)
     result = trainer.train()
     log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
-    history = [entry for entry in trainer.state.log_history if "loss" in entry]
     reference = {
         "chosen": trainer.train_dataset["ref_chosen_logps"],
         "rejected": trainer.train_dataset["ref_rejected_logps"],
     }
-    stats = {"train_loss": result.training_loss, "steps": result.global_step, "log_history": history,
-             "reference_logps": reference}  # fmt: skip
+    stats = _run_stats(trainer, result) | {"reference_logps": reference}
+    if heldout is not None:
+        scores = trainer.evaluate()
+        stats["heldout"] = {key.removeprefix("eval_"): value for key, value in scores.items()}
     return _save(trainer, Path(save_to)) | stats
+
+
+def _run_stats(trainer, result) -> dict[str, Any]:
+    """Final loss, optimizer steps, and what was logged at every logging step (TRL's loss, rewards, log-probs)."""
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return {"train_loss": result.training_loss, "steps": result.global_step, "log_history": history}
 
 
 def engine_stats(trainer) -> dict[str, Any]:

@@ -15,6 +15,7 @@ GROUP_OPTIONS = [
     for group in sorted(CONF_DIR.iterdir())
     if group.is_dir() and group.name != "hydra"
     for option in sorted(group.glob("*.yaml"))
+    if not option.stem.startswith("_")  # shared building blocks (method/_iterations), not choices
 ]
 
 

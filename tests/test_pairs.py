@@ -36,5 +36,13 @@ def test_pairs_mix_history_and_count_degenerate():
 def test_missing_generations_are_named():
     with pytest.raises(KeyError, match="generations of iteration 0, which are missing"):
         spin_pairs({1: []}, [], iteration=1, history=2)
-    with pytest.raises(KeyError, match="no real answer"):
-        spin_pairs({0: [{"id": "z", "prompt": "q", "generated": "g"}]}, [], iteration=0, history=1)
+    with pytest.raises(KeyError, match="'b' has no generation at iteration 0"):
+        spin_pairs({0: [{"id": "a", "prompt": "qa", "generated": "g"}]}, [{"id": "b", "prompt": "qb", "response": "y"}],
+                   iteration=0, history=1)  # fmt: skip
+
+
+def test_generations_of_other_prompts_are_not_paired():
+    """Held-out prompts are generated for with the others but never enter the training pairs."""
+    generations = {0: [{"id": i, "prompt": f"q{i}", "generated": "g"} for i in ("a", "held")]}
+    pairs, counts = spin_pairs(generations, [{"id": "a", "prompt": "qa", "response": "y"}], iteration=0, history=1)
+    assert [p["id"] for p in pairs] == ["a"] and counts == {"pairs": 1, "degenerate": 0}

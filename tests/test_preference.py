@@ -52,11 +52,14 @@ def response_logp(model, tokenizer, prompt: str, response: str) -> float:
     return logits[torch.arange(len(targets)), targets][len(prompt_ids) - 1 :].sum().item()
 
 
-def train(setup, tmp_path, *overrides, **recipe_overrides):
+def train(setup, tmp_path, *overrides, base_model=None, alpha=0.0, **recipe_overrides):
     cfg, checkpoint, pairs = setup
     train_cfg = make_cfg(tmp_path, "experiment=smoke", "train.logging_steps=1", *overrides).train
     model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
-    stats = preference(model, tokenizer, dataset(pairs), train_cfg, recipe(**recipe_overrides), tmp_path / "out", 0)
+    stats = preference(
+        model, tokenizer, dataset(pairs), train_cfg, recipe(**recipe_overrides), tmp_path / "out", 0,
+        base_model=base_model, alpha=alpha,
+    )  # fmt: skip
     return stats, tokenizer
 
 
@@ -92,3 +95,35 @@ def test_one_step_widens_the_real_vs_generated_margin(setup, tmp_path):
 
     assert margin(after) > margin(before)
     assert all(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True))
+
+
+def test_mixture_reference_mixes_base_and_starting_model(setup, tmp_path):
+    """alpha-SPIN: the reference log-prob of every pair is alpha * log p_base + (1 - alpha) * log p_start."""
+    _, checkpoint, pairs = setup
+    plain, tokenizer = train(setup, tmp_path / "plain")
+    base = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    with torch.no_grad():  # a base model that differs from the starting model
+        for parameter in base.parameters():
+            parameter.mul_(0.8)
+    mixed, _ = train(setup, tmp_path / "mixed", base_model=base, alpha=0.25)
+    for side in ("chosen", "rejected"):
+        for i, p in enumerate(pairs):
+            base_logp = response_logp(base, tokenizer, p["prompt"], p[side])
+            start_logp = plain["reference_logps"][side][i]
+            assert abs(base_logp - start_logp) > 0.5  # the two references really differ
+            expected = 0.25 * base_logp + 0.75 * start_logp
+            assert mixed["reference_logps"][side][i] == pytest.approx(expected, abs=2e-3)
+
+
+def test_heldout_pairs_are_scored_after_training(setup, tmp_path):
+    _, _, pairs = setup
+    cfg = make_cfg(tmp_path, "experiment=smoke").train
+    checkpoint = setup[1]
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
+    stats = preference(model, tokenizer, dataset(pairs[:6]), cfg, recipe(max_steps=2, learning_rate=1e-2),
+                       tmp_path / "out", 0, heldout=dataset(pairs[6:]))  # fmt: skip
+    held = stats["heldout"]
+    assert 0.0 <= held["rewards/accuracies"] <= 1.0
+    # margins are rewards of chosen minus rewards of rejected, averaged over the held-out pairs
+    assert held["rewards/margins"] == pytest.approx(held["rewards/chosen"] - held["rewards/rejected"], abs=1e-5)
+    assert held["rewards/chosen"] != 0.0  # the trained policy moved away from the reference on unseen pairs

@@ -9,7 +9,8 @@ import warnings
 import pytest
 from omegaconf import OmegaConf
 
-from spin_bench.tracking import RESULT_KEYS, ResultsStore, Tracker, choose_wandb_mode, results_table
+from spin_bench.report import results_table
+from spin_bench.tracking import RESULT_KEYS, ResultsStore, Tracker, choose_wandb_mode
 from tests.wandb_file import config_and_history
 
 
@@ -45,7 +46,7 @@ def logger(**kw):
 
 
 def test_offline_run_carries_config_versions_and_metrics(tmp_path):
-    identity = {"study": "s", "method": "base", "seed": 3}
+    identity = {"study": "s", "method": "spin", "seed": 3}
     tracker = Tracker(logger(), tmp_path, identity, {"model": {"name": "tiny"}, "run_info": {"v": 1}}, ["embedded"])
     tracker.log_iteration(0, [{"task": "t", "metric": "acc,none", "value": 0.25, "stderr": None}], "/ckpt")
     tracker.log_iteration(1, [{"task": "t", "metric": "acc,none", "value": 0.5, "stderr": None}], "/ckpt1")
@@ -56,6 +57,21 @@ def test_offline_run_carries_config_versions_and_metrics(tmp_path):
     assert [(h["iteration"], h["eval/t/acc,none"]) for h in history] == [(0, 0.25), (1, 0.5)]
     assert [r["checkpoint"] for r in tracker.store.rows()] == ["/ckpt", "/ckpt1"]
     assert set(tracker.store.rows()[0]) == set(RESULT_KEYS)
+
+
+def test_diagnostics_and_training_curves_go_to_their_own_axes(tmp_path):
+    tracker = Tracker(logger(), tmp_path, {"study": "s", "method": "spin", "seed": 0}, {}, [])
+    metrics = [{"task": "t", "metric": "acc,none", "value": 0.5, "stderr": None}]
+    tracker.log_iteration(1, metrics, "/c1", {"heldout/rewards/accuracies": 0.75, "pairs": 8})
+    tracker.log_iteration(1, metrics, "/c1", {"heldout/rewards/accuracies": 0.5, "pairs": 8})  # a rerun replaces
+    tracker.log_training([{"step": 1, "loss": 0.69}, {"step": 2, "loss": 0.6, "rewards/margins": 0.1}], first_step=10)
+    tracker.finish()
+    (diagnostics,) = tracker.diagnostics.rows()
+    assert diagnostics["iteration"] == 1 and diagnostics["heldout/rewards/accuracies"] == 0.5
+    _, history = config_and_history(next(tmp_path.glob("wandb/offline-run-*/run-*.wandb")))
+    assert [h["selfplay/heldout/rewards/accuracies"] for h in history if "iteration" in h] == [0.75, 0.5]
+    curves = [(h["train_step"], h["train/loss"]) for h in history if "train_step" in h]
+    assert curves == [(11, 0.69), (12, 0.6)]
 
 
 def test_online_without_api_key_falls_back_to_offline(monkeypatch, tmp_path):
