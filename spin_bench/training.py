@@ -193,10 +193,8 @@ def preference(
         trainer = MixedReferenceDPOTrainer(**kwargs, base_model=base_model, alpha=alpha)
     result = trainer.train()
     log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
-    reference = {
-        "chosen": trainer.train_dataset["ref_chosen_logps"],
-        "rejected": trainer.train_dataset["ref_rejected_logps"],
-    }
+    # lists, not datasets' lazy Column objects: the statistics are saved as JSON
+    reference = {side: list(trainer.train_dataset[f"ref_{side}_logps"]) for side in ("chosen", "rejected")}
     stats = _run_stats(trainer, result) | {"reference_logps": reference}
     if heldout is not None:
         scores = trainer.evaluate()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spin_bench.cache import read_jsonl
+from spin_bench.cache import read_json, read_jsonl
 from spin_bench.report import results_table, score_frame, study_rows
 from spin_bench.study import run
 from spin_bench.world.model import load_checkpoint
@@ -73,6 +73,20 @@ def test_early_stop_on_heldout_reward_accuracy(arms):
     assert sorted({r["iteration"] for r in rows}) == [0, 1]
     (only,) = diagnostics(root, "spin", study="early")
     assert only["early_stop"] is True and only["heldout/rewards/accuracies"] < 1.01
+
+
+def test_mixture_reference_runs_end_to_end(arms):
+    """alpha-SPIN through the study: the iteration-2 stage records the mixture and trains against a reference
+    other than plain SPIN's (at iteration 1 the two coincide: p_0 is both the base and the previous iterate)."""
+    root, rows = arms
+    mixed = run(make_cfg(root, "experiment=smoke", "study=mixture", "method.reference=mixture", "method.alpha=0.5"))
+    stage = Path(next(r["checkpoint"] for r in mixed if r["iteration"] == 2)).parent
+    plain = Path(next(r["checkpoint"] for r in rows["spin"] if r["iteration"] == 2)).parent
+    marker = read_json(stage / "_COMPLETE.json")
+    assert marker["reference"]["alpha"] == 0.5 and marker["reference"]["base"] is not None
+    mixed_ref = read_json(stage / "train_stats.json")["reference_logps"]["chosen"]
+    plain_ref = read_json(plain / "train_stats.json")["reference_logps"]["chosen"]
+    assert len(mixed_ref) == len(plain_ref) and mixed_ref != pytest.approx(plain_ref, abs=1e-3)
 
 
 def test_crash_mid_study_resumes_from_the_finished_stages(arms, monkeypatch):
