@@ -16,10 +16,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from spin_bench.cache import atomic_write_json
+from spin_bench.cache import atomic_write_json, read_json
 from spin_bench.evaluation import cli_command, embedded_task_names, evaluate, shell_line, task_dir, tasks_by_shots
 from spin_bench.iteration import check_method, check_splits, run_iteration
 from spin_bench.report import results_table
+from spin_bench.runs import axis_labels, axis_values, check_run_dir, format_value
 from spin_bench.tracking import Tracker, git_commit, versions
 from spin_bench.world import build_world
 from spin_bench.world.base import build_base
@@ -41,6 +42,12 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError("eval.tasks is empty: nothing would be evaluated")
     tasks_by_shots(cfg.eval)  # each task's shot count is a number >= 0
     check_method(cfg.method)
+    task = str(cfg.optimized_metric).split("/")[0]
+    if cfg.optimized_metric != "average" and ("/" not in cfg.optimized_metric or task not in cfg.eval.tasks):
+        raise ValueError(
+            f"optimized_metric must be `average` or `<task>/<metric>` with a task of eval.tasks "
+            f"({sorted(cfg.eval.tasks)}), e.g. `{next(iter(cfg.eval.tasks))}/acc,none`; got {cfg.optimized_metric!r}"
+        )
     if cfg.model.source == "scratch" and cfg.data.source != "embedded":
         raise ValueError("model.source=scratch trains the base model on the embedded world's sft_train split")
     if cfg.model.source == "pretrained":
@@ -50,12 +57,17 @@ def check_config(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> list[dict]:
     check_config(cfg)
     run_dir, cache_dir = Path(cfg.paths.run_dir).resolve(), Path(cfg.paths.cache_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    info = {"versions": versions(), "git_commit": git_commit(Path(__file__).resolve().parents[1])}
-    atomic_write_json(run_dir / "run_info.json", info)
-    config = {**OmegaConf.to_container(cfg, resolve=True), "run_info": info}
+    resolved, axes = OmegaConf.to_container(cfg, resolve=True), axis_values(cfg)
+    info_path = run_dir / "run_info.json"
+    check_run_dir(read_json(info_path) if info_path.is_file() else None, resolved, run_dir)
+    info = {"versions": versions(), "git_commit": git_commit(Path(__file__).resolve().parents[1]), "axes": axes,
+            "config": resolved}  # fmt: skip
+    atomic_write_json(info_path, info)
     identity = {"study": cfg.study, "method": cfg.method.name, "seed": int(cfg.seed)}
-    tracker = Tracker(cfg.logger, run_dir, identity, config, tags=[cfg.data.name, cfg.model.name])
+    labels = axis_labels(list(axes))
+    tags = [cfg.data.name, cfg.model.name, *(f"{labels[k]}={format_value(v)}" for k, v in axes.items())]
+    config = {**resolved, "run_info": {k: v for k, v in info.items() if k != "config"}}
+    tracker = Tracker(cfg.logger, run_dir, identity, config, tags=tags)
     failed = True
     iterations = cfg.method.iterations
     try:
@@ -100,3 +112,17 @@ def early_stop(method: DictConfig, diagnostics: dict) -> bool:
     if method.early_stop_below is None:
         return False
     return diagnostics["heldout/rewards/accuracies"] < method.early_stop_below
+
+
+def final_score(rows: list[dict], metric: str) -> float | None:
+    """The run's score at its last iteration, in %: `average` (the mean over task metrics, as the study table's
+    last column) or `<task>/<metric>`. None when the run logged nothing."""
+    if not rows:
+        return None
+    last = max(r["iteration"] for r in rows)
+    scores = {f"{r['task']}/{r['metric']}": 100 * r["value"] for r in rows if r["iteration"] == last}
+    if metric == "average":
+        return sum(scores.values()) / len(scores)
+    if metric not in scores:
+        raise ValueError(f"optimized_metric={metric!r} is not among this run's metrics: {sorted(scores)}")
+    return scores[metric]

@@ -4,6 +4,8 @@ smoke study run end to end, shared by the tests that inspect its outputs."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,37 @@ def smoke(tmp_path_factory):
     cfg = make_cfg(root, "experiment=smoke")
     rows = run(cfg)
     return cfg, rows, root
+
+
+@pytest.fixture(scope="session")
+def small_sweep(smoke):
+    """A small real sweep on the smoke world, two studies under one `runs/` directory: `methods` (spin, sft, dpo
+    x seeds 0, 1) and `beta` (SPIN with method.beta 0.05 and 0.5 as an ablation axis, x seeds 0, 1). Shares the
+    smoke fixture's world and seed-0 base model; seed 1 trains its own base model. Returns the `runs/` dir."""
+    from spin_bench.study import run
+
+    _, _, root = smoke
+    for seed in (0, 1):
+        for method in ("spin", "sft", "dpo"):
+            run(make_cfg(root, "experiment=smoke", "study=methods", f"method={method}", f"seed={seed}"))
+        for beta in (0.05, 0.5):
+            run(make_cfg(root, "experiment=smoke", "study=beta", "axes=[method.beta]", f"method.beta={beta}",
+                         f"seed={seed}"))  # fmt: skip
+    return root / "runs"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child process, less the process-group variables that training set here
+    (a child must start as its own one-process job), plus `extra`."""
+    launcher = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
+    return {**{k: v for k, v in os.environ.items() if k not in launcher}, **extra}
+
+
+def run_cli(root: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`spin-bench <overrides>` as a user runs it, with every output under `root`; fails the test on an error."""
+    command = [sys.executable, "-m", "spin_bench.cli", *overrides]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=subprocess_env(SPIN_BENCH_ROOT=str(root))
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out

@@ -4,9 +4,6 @@ differ, the same step budget, a shared iteration 0, early stop, resume after a c
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from spin_bench.cache import read_json, read_jsonl
 from spin_bench.report import results_table, score_frame, study_rows
 from spin_bench.study import run
 from spin_bench.world.model import load_checkpoint
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_cli
 
 METHODS = ("spin", "sft", "dpo")
 
@@ -77,9 +74,12 @@ def test_early_stop_on_heldout_reward_accuracy(arms):
 
 def test_mixture_reference_runs_end_to_end(arms):
     """alpha-SPIN through the study: the iteration-2 stage records the mixture and trains against a reference
-    other than plain SPIN's (at iteration 1 the two coincide: p_0 is both the base and the previous iterate)."""
+    other than plain SPIN's; iteration 1's stage is plain SPIN's own (p_0 is both the base and the previous
+    iterate, so every reference is the same model there)."""
     root, rows = arms
     mixed = run(make_cfg(root, "experiment=smoke", "study=mixture", "method.reference=mixture", "method.alpha=0.5"))
+    first = {tuple(r["checkpoint"] for r in rs if r["iteration"] == 1)[0] for rs in (mixed, rows["spin"])}
+    assert len(first) == 1
     stage = Path(next(r["checkpoint"] for r in mixed if r["iteration"] == 2)).parent
     plain = Path(next(r["checkpoint"] for r in rows["spin"] if r["iteration"] == 2)).parent
     marker = read_json(stage / "_COMPLETE.json")
@@ -122,13 +122,7 @@ def test_cli_runs_the_three_arms_and_writes_the_study_report(arms):
     """`spin-bench` as a user runs it (a Hydra multirun of the arms): here every stage is cached, so this checks
     the multirun wiring and the report, not the training."""
     root, rows = arms
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
-                                                               "MASTER_PORT"}}  # fmt: skip
-    command = [sys.executable, "-m", "spin_bench.cli", "experiment=smoke", "study=smoke"]
-    out = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**env, "SPIN_BENCH_ROOT": str(root)}
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_cli(root, "experiment=smoke", "study=smoke")
     assert "=== study smoke" in out.stdout
     report = (root / "runs" / "smoke" / "report.md").read_text()
     assert report == f"# smoke: scores in %\n\n```\n{results_table(study_rows(root / 'runs' / 'smoke'))}\n```\n"

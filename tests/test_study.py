@@ -4,7 +4,6 @@ the lm_eval CLI agrees with the harness."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from spin_bench.evaluation import cli_command, task_dir
 from spin_bench.study import run
 from spin_bench.tracking import RESULT_KEYS
 from spin_bench.world import build_world
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, subprocess_env
 from tests.wandb_file import config_and_history
 
 
@@ -86,8 +85,6 @@ def test_lm_eval_cli_reproduces_the_harness(smoke, tmp_path):
     world = build_world(cfg.data, root / ".cache")
     command = cli_command(rows[0]["checkpoint"], cfg.eval, cfg.model, task_dir(cfg.eval, world, root / ".cache"))
     assert command[0] == "lm_eval" and "--include_path" in command
-    launcher = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}  # set by training in this process
-    env = {k: v for k, v in os.environ.items() if k not in launcher}
     command = [
         str(Path(sys.executable).parent / "lm_eval"),
         *command[1:],
@@ -96,7 +93,8 @@ def test_lm_eval_cli_reproduces_the_harness(smoke, tmp_path):
         "--output_path",
         str(tmp_path),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**env, "CUDA_VISIBLE_DEVICES": ""})
+    env = subprocess_env(CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     (result_file,) = tmp_path.glob("**/results_*.json")
     cli = json.loads(result_file.read_text())["results"]
