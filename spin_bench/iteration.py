@@ -58,11 +58,18 @@ def reference_alpha(method: DictConfig) -> float:
     return float(method.alpha) if method.reference == "mixture" else REFERENCES[method.reference]
 
 
-def split_heldout(rows: list[dict], heldout: int, split: str) -> tuple[list[dict], list[dict]]:
-    """(training rows, held-out rows): the last `heldout` rows of the split are never trained on."""
+def split_heldout(
+    rows: list[dict], heldout: int, split: str, prompts: int | None = None
+) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows): the last `heldout` rows of the split are never trained on; of the others,
+    the first `prompts` are trained on (all when None). The held-out rows stay the same whatever `prompts` is, so
+    a data-size ablation scores every size on the same held-out pairs."""
     if heldout >= len(rows):
         raise ValueError(f"method.heldout={heldout} leaves no training rows in {split} ({len(rows)} rows)")
-    return (rows[: len(rows) - heldout], rows[len(rows) - heldout :]) if heldout else (rows, [])
+    train, held = rows[: len(rows) - heldout], rows[len(rows) - heldout :]
+    if prompts is not None and not 1 <= prompts <= len(train):
+        raise ValueError(f"method.prompts={prompts}: {split} has {len(train)} training rows (after method.heldout)")
+    return train[:prompts], held
 
 
 def step_budget(method: DictConfig, t: int, train_prompts: int, processes: int = 1) -> int:
@@ -84,6 +91,8 @@ def check_method(method: DictConfig) -> None:
         raise ValueError(f"method.history must be >= 1 or null (all iterations), got {method.history!r}")
     if method.heldout < 0:
         raise ValueError(f"method.heldout must be >= 0, got {method.heldout}")
+    if method.prompts is not None and (not isinstance(method.prompts, int) or method.prompts < 1):
+        raise ValueError(f"method.prompts must be a number of prompts >= 1 or null (all), got {method.prompts!r}")
     bad = [t for t in method.by_iteration if not str(t).isdigit() or not int(t) < max(method.iterations, 1)]
     if bad:
         raise ValueError(f"method.by_iteration keys must be iterations 0..{method.iterations - 1}, got {bad}")
@@ -110,16 +119,16 @@ def check_method(method: DictConfig) -> None:
 
 def check_splits(method: DictConfig, world: World) -> None:
     """The held-out rows must leave training rows in the splits the method reads (checked before the base stage)."""
-    split_heldout(world.rows("spin_prompts"), method.heldout, "spin_prompts")
+    split_heldout(world.rows("spin_prompts"), method.heldout, "spin_prompts", method.prompts)
     if method.kind == "dpo":
-        split_heldout(world.rows("dpo_pairs"), method.heldout, "dpo_pairs")
+        split_heldout(world.rows("dpo_pairs"), method.heldout, "dpo_pairs", method.prompts)
 
 
 def run_iteration(cfg: DictConfig, world: World, checkpoints: list[str], cache_dir: Path) -> Iteration:
     """Iteration t = len(checkpoints) - 1: train p_{t+1} from p_t = checkpoints[-1] (checkpoints[0] is the base)."""
     t, start = len(checkpoints) - 1, checkpoints[-1]
     method = method_at(cfg.method, t)
-    real, heldout_real = split_heldout(world.rows("spin_prompts"), method.heldout, "spin_prompts")
+    real, heldout_real = split_heldout(world.rows("spin_prompts"), method.heldout, "spin_prompts", method.prompts)
     steps = step_budget(method, t, len(real), processes=int(os.environ.get("WORLD_SIZE", "1")))
     diagnostics: dict = {"steps_budget": steps}
     samples: list[dict] = []
@@ -138,7 +147,7 @@ def run_iteration(cfg: DictConfig, world: World, checkpoints: list[str], cache_d
         }
         samples = current[: method.samples_logged]
     elif method.kind == "dpo":
-        rows, heldout = split_heldout(world.rows("dpo_pairs"), method.heldout, "dpo_pairs")
+        rows, heldout = split_heldout(world.rows("dpo_pairs"), method.heldout, "dpo_pairs", method.prompts)
         diagnostics |= {"pairs": len(rows)}
     else:
         rows, heldout = [conversation(r["prompt"], r["response"]) for r in real], []
@@ -151,7 +160,9 @@ def run_iteration(cfg: DictConfig, world: World, checkpoints: list[str], cache_d
 def train_stage(cfg: DictConfig, method: DictConfig, start: str, base: str, rows: list[dict], heldout: list[dict],
                 steps: int, cache_dir: Path) -> tuple[str, dict]:  # fmt: skip
     """Train from `start` on `rows` for `steps` optimizer steps; cached. Returns (checkpoint, training stats)."""
-    alpha = reference_alpha(method) if method.kind != "sft" else 0.0
+    # At iteration 0 the starting model is the base model, so every reference (previous, base, any mixture) is the
+    # same model: alpha 0 then, and the stage is shared by every arm of a reference ablation.
+    alpha = reference_alpha(method) if method.kind != "sft" and start != base else 0.0
     recipe = {**OmegaConf.to_container(method.recipe, resolve=True), "max_steps": steps}
     if method.kind != "sft":
         recipe |= {"beta": method.beta, "loss_type": method.loss_type}

@@ -137,13 +137,14 @@ class Tracker:
             group=self.identity["study"],
             job_type=self.identity["method"],
             name=f"{self.identity['study']}/{self.identity['method']}/seed{self.identity['seed']}",
-            id=content_hash(str(run_dir.resolve())),  # the same run directory resumes the same W&B run
             resume="allow",
             config=config,
             tags=[*logger_cfg.tags, *tags],
             dir=str(run_dir),
             settings=settings,
         )
+        if not os.environ.get("WANDB_SWEEP_ID"):  # under `wandb agent` the run id is the agent's
+            kwargs["id"] = content_hash(str(run_dir.resolve()))  # the same run directory resumes the same W&B run
         try:
             run = wandb.init(mode=mode, **kwargs)
         except Exception as err:  # noqa: BLE001 - a tracking server must never take the run down
@@ -168,6 +169,8 @@ class Tracker:
             self.diagnostics.upsert([{**self.identity, "iteration": iteration, **diagnostics}])
         if self.run is not None:
             logged = {f"eval/{m['task']}/{m['metric']}": m["value"] for m in metrics}
+            if metrics:  # the study table's `average` (as a fraction here): what W&B sweeps optimise
+                logged["eval/average"] = sum(m["value"] for m in metrics) / len(metrics)
             logged |= {f"selfplay/{k}": v for k, v in (diagnostics or {}).items()}
             self.run.log({"iteration": iteration, **logged})
         return rows

@@ -46,6 +46,14 @@ def test_heldout_rows_are_the_last_ones():
         split_heldout(rows, 5, "x")
 
 
+def test_data_size_takes_the_first_training_rows_and_keeps_the_heldout_ones():
+    rows = [{"id": i} for i in range(6)]
+    assert split_heldout(rows, 2, "x", prompts=3) == (rows[:3], rows[4:])
+    assert split_heldout(rows, 2, "x", prompts=1)[1] == split_heldout(rows, 2, "x")[1]
+    with pytest.raises(ValueError, match=r"method.prompts=5: x has 4 training rows"):
+        split_heldout(rows, 2, "x", prompts=5)
+
+
 def test_paper_overlay_composes_the_official_recipe(tmp_path):
     m = method(tmp_path, "experiment=paper", "+method.by_iteration.3.beta=5.0")
     schedule = [(method_at(m, t).recipe.learning_rate, method_at(m, t).beta) for t in range(4)]
@@ -63,6 +71,7 @@ def test_paper_overlay_composes_the_official_recipe(tmp_path):
         (("method.beta=0",), "method.beta at iteration 0 must be > 0"),
         (("method.history=0",), "method.history must be >= 1 or null"),
         (("method.iterations=-1",), "method.iterations must be a whole number >= 0"),
+        (("method.prompts=0",), "method.prompts must be a number of prompts >= 1 or null"),
         (("+method.by_iteration={5: {beta: 1.0}}",), r"keys must be iterations 0..2, got \[5\]"),
         (("+method.by_iteration={2: {beta: -1.0}}",), "method.beta at iteration 2 must be > 0"),
         (("method=sft", "method.early_stop_below=0.5"), "early_stop_below needs held-out pairs"),

@@ -55,6 +55,7 @@ def test_offline_run_carries_config_versions_and_metrics(tmp_path):
     config, history = config_and_history(run_file)
     assert config["model"] == {"name": "tiny"} and config["run_info"] == {"v": 1}
     assert [(h["iteration"], h["eval/t/acc,none"]) for h in history] == [(0, 0.25), (1, 0.5)]
+    assert [h["eval/average"] for h in history] == [0.25, 0.5]  # the mean over task metrics (one here)
     assert [r["checkpoint"] for r in tracker.store.rows()] == ["/ckpt", "/ckpt1"]
     assert set(tracker.store.rows()[0]) == set(RESULT_KEYS)
 
