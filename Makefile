@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup study test test-slow lint format bench
+.PHONY: setup study test test-slow lint format bench bench-shared notebooks
 
 setup:
 	@scripts/setup
@@ -22,6 +22,11 @@ test: setup
 test-slow: setup
 	$(BIN)/pytest -m "slow and not gpu" $(ARGS)
 
+## Execute the analysis notebooks headless (analysis/*.ipynb beside the .py files, figures in analysis/figures);
+## they read the runs named by SPIN_BENCH_RUNS (default runs/), e.g. SPIN_BENCH_RUNS=runs/arithmetic-beta
+notebooks: setup
+	$(BIN)/jupytext --to ipynb --execute analysis/0*.py
+
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -29,3 +34,7 @@ format: setup
 ## Benchmarks reported in docs/benchmarks.md
 bench: setup
 	$(BIN)/python bench/wall_time.py $(ARGS)
+
+## A sweep's wall time against its jobs run one by one from scratch (docs/benchmarks.md)
+bench-shared: setup
+	$(BIN)/python bench/shared_work.py $(ARGS)

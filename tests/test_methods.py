@@ -14,6 +14,7 @@ from spin_bench.report import results_table, score_frame, study_rows
 from spin_bench.study import run
 from spin_bench.world.model import load_checkpoint
 from tests.conftest import make_cfg, run_cli
+from tests.wandb_file import records
 
 METHODS = ("spin", "sft", "dpo")
 
@@ -116,6 +117,10 @@ def test_crash_mid_study_resumes_from_the_finished_stages(arms, monkeypatch):
     assert sorted({r["iteration"] for r in rows}) == [0, 1, 2]
     after = {p: p.stat().st_mtime_ns for p in (root / ".cache" / "train").glob("*/_COMPLETE.json")}
     assert after == trained  # both iterations' training reused, nothing retrained
+    # W&B: the crashed attempt is marked failed (exit code 1), the resumed one finished (0)
+    run_files = sorted((root / "runs" / "crash" / "spin-seed0").glob("wandb/offline-run-*/run-*.wandb"))
+    exits = [[r.exit.exit_code for r in records(f) if r.WhichOneof("record_type") == "exit"] for f in run_files]
+    assert exits == [[1], [0]]
 
 
 def test_cli_runs_the_three_arms_and_writes_the_study_report(arms):
@@ -125,7 +130,8 @@ def test_cli_runs_the_three_arms_and_writes_the_study_report(arms):
     out = run_cli(root, "experiment=smoke", "study=smoke")
     assert "=== study smoke" in out.stdout
     report = (root / "runs" / "smoke" / "report.md").read_text()
-    assert report == f"# smoke: scores in %\n\n```\n{results_table(study_rows(root / 'runs' / 'smoke'))}\n```\n"
+    assert report.startswith("# smoke: scores in %\n")
+    assert f"```\n{results_table(study_rows(root / 'runs' / 'smoke'))}\n```" in report
     table = score_frame(study_rows(root / "runs" / "smoke"))
     assert sorted(table.index) == [(m, 0, t) for m in sorted(METHODS) for t in range(3)]
     png = (root / "runs" / "smoke" / "scores.png").read_bytes()

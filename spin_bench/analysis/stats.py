@@ -1,0 +1,152 @@
+"""Statistics over the tidy results frame (`load_results`): score tables, 95% CIs across seeds, paired tests.
+
+A *variant* is what tells runs apart apart from their seed: the method and its ablation axes' values (and the
+study, when a frame holds several). Seeds are the replicates: every mean, CI and test here is across seeds.
+Each seed trains its own base model, so two methods' runs of one seed in one study start from the same model:
+that pairing is what `paired_test` uses.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from spin_bench.runs import format_value
+
+PAIRED_COLUMNS = ["study", "treatment", "baseline", "iteration", "baseline_iteration", "n", "mean_difference",
+                  "ci_low", "ci_high", "t", "p", "note"]  # fmt: skip
+
+
+def ablation_axes(frame: pd.DataFrame) -> list[str]:
+    """The axis columns (`frame.attrs["axes"]`, set by the loaders) that have a value in this frame."""
+    return [a for a in frame.attrs.get("axes", []) if a in frame and frame[a].notna().any()]
+
+
+def variant_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns that identify a variant: `study` (only when the frame holds several), `method`, the axes."""
+    return (["study"] if frame["study"].nunique() > 1 else []) + ["method", *ablation_axes(frame)]
+
+
+def variant_label(keys: Sequence[str], values: Sequence) -> str:
+    """`spin beta=0.05` (or `beta: spin beta=0.05` with a study key); axes without a value are left out."""
+    named = dict(zip(keys, values, strict=True))
+    axes = [f"{k}={format_value(v)}" for k, v in named.items() if k not in ("study", "method") and not _missing(v)]
+    label = " ".join([named["method"], *axes])
+    return f"{named['study']}: {label}" if "study" in named else label
+
+
+def score_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows (variant keys..., seed, iteration), one column per task metric in %, and `average`: the unweighted
+    mean of those columns (the study table of `spin-bench`; the same numbers as `spin_bench.report.score_frame`)."""
+    keys = [*variant_keys(frame), "seed", "iteration"]
+    table = frame.groupby([*keys, "column"], dropna=False)["score"].mean().unstack("column")
+    table["average"] = table.mean(axis=1)
+    return table
+
+
+def mean_ci(frame: pd.DataFrame, by: Sequence[str], value: str, level: float = 0.95) -> pd.DataFrame:
+    """Per group of `by`: n (rows with a value), mean, and the Student-t CI of the mean at `level`:
+    mean +- t_{(1+level)/2, n-1} * sd / sqrt(n) (`half_width`; NaN when n < 2)."""
+    summary = frame.groupby(list(by), dropna=False)[value].agg(["count", "mean", "sem"])
+    half = stats.t.ppf(0.5 + level / 2, summary["count"] - 1) * summary["sem"]
+    return pd.DataFrame({"n": summary["count"], "mean": summary["mean"], "half_width": half,
+                         "ci_low": summary["mean"] - half, "ci_high": summary["mean"] + half})  # fmt: skip
+
+
+def confidence_intervals(frame: pd.DataFrame, by: Iterable[str] | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Mean and CI across seeds of every score-table column (task metrics and `average`, in %), per group of
+    `by` (default: variant keys and iteration, so n = the seeds of each variant). Rows (by..., column);
+    columns n, mean, half_width, ci_low, ci_high (`mean_ci`)."""
+    table = score_table(frame)
+    by = [k for k in table.index.names if k != "seed"] if by is None else list(by)
+    return mean_ci(_long(table), [*by, "column"], "score", level)
+
+
+def format_intervals(intervals: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """`confidence_intervals` as a wide text table: one column per score column, cells `mean ± half_width` (just
+    `mean` where one seed gives no interval), and `n` (the largest n of the row's cells)."""
+    half = intervals["half_width"].map(lambda h: "" if pd.isna(h) else f" ± {h:.{digits}f}")
+    cells = intervals["mean"].map(lambda m: f"{m:.{digits}f}") + half
+    wide = cells.unstack("column")
+    wide["n"] = intervals["n"].groupby(level=list(intervals.index.names[:-1]), dropna=False).max()
+    return wide
+
+
+def final_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each run's score-table row at its last iteration (runs may stop early, or differ in `iterations`)."""
+    table = score_table(frame)
+    return table.groupby(level=[k for k in table.index.names if k != "iteration"], dropna=False).tail(1)
+
+
+def ablation_table(frame: pd.DataFrame, axis: str, level: float = 0.95) -> pd.DataFrame:
+    """Final-iteration mean and CI across seeds per variant (`axis` among its keys) and column, over the runs
+    that have a value for `axis`."""
+    runs = frame[frame[axis].notna()]
+    return mean_ci(_long(final_scores(runs)), [*variant_keys(runs), "column"], "score", level)
+
+
+def paired_test(
+    frame: pd.DataFrame,
+    treatment: str = "spin",
+    baselines: Sequence[str] = ("sft", "dpo"),
+    iteration: int | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Paired t-test (`scipy.stats.ttest_rel`) over seeds of the `average` score: each variant of `treatment`
+    against each variant of each baseline in the same study, pairing the runs that share a seed (hence a base
+    model). At `iteration`, or by default each variant's last iteration; a seed missing there is not paired.
+    One row per comparison: n pairs, mean difference (treatment - baseline, in points), its CI at `level`, t, p.
+    With fewer than 2 pairs, or differences that do not vary, the statistics are NaN and `note` says why."""
+    average = score_table(frame)["average"].reset_index()
+    if "study" not in average:
+        average.insert(0, "study", frame["study"].iloc[0])
+    axes = ablation_axes(frame)
+    rows = []
+    for study, runs in average.groupby("study"):
+        for label, at, a in _variants(runs, treatment, axes, iteration):
+            for baseline in baselines:
+                for b_label, b_at, b in _variants(runs, baseline, axes, iteration):
+                    pairs = pd.concat([a, b], axis=1, join="inner").dropna()
+                    compared = {"study": study, "treatment": label, "baseline": b_label, "iteration": at}
+                    rows.append(
+                        compared | {"baseline_iteration": b_at} | _ttest(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
+                    )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _variants(runs: pd.DataFrame, method: str, axes: list[str], iteration: int | None):
+    """(label, iteration, average by seed) for each variant of `method` among `runs` (one study's averages)."""
+    chosen = runs[runs["method"] == method]
+    for values, variant in chosen.groupby(["method", *axes], dropna=False):
+        at = variant["iteration"].max() if iteration is None else iteration
+        scores = variant[variant["iteration"] == at].set_index("seed")["average"]
+        yield variant_label(["method", *axes], values), int(at), scores
+
+
+def _ttest(a: pd.Series, b: pd.Series, level: float) -> dict:
+    n, mean = len(a), float((a - b).mean()) if len(a) else math.nan
+    if n < 2:
+        return {"n": n, "mean_difference": mean, "ci_low": math.nan, "ci_high": math.nan, "t": math.nan,
+                "p": math.nan, "note": f"fewer than 2 paired seeds (n={n}): no test"}  # fmt: skip
+    with warnings.catch_warnings():  # identical differences: scipy warns and returns NaN, said in `note` instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_rel(a, b)
+        ci = result.confidence_interval(level)
+    note = "" if np.isfinite(result.statistic) else "the paired differences do not vary: t undefined"
+    return {"n": n, "mean_difference": mean, "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "t": float(result.statistic), "p": float(result.pvalue), "note": note}  # fmt: skip
+
+
+def _long(table: pd.DataFrame) -> pd.DataFrame:
+    """A score table -> rows (index keys..., column, score), without the empty cells."""
+    long = table.melt(ignore_index=False, var_name="column", value_name="score").reset_index()
+    return long.dropna(subset=["score"])
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
