@@ -136,7 +136,7 @@ class Tracker:
             entity=logger_cfg.entity,
             group=self.identity["study"],
             job_type=self.identity["method"],
-            name=f"{self.identity['study']}/{self.identity['method']}/seed{self.identity['seed']}",
+            name=f"{self.identity['study']}/{run_dir.name}",  # runs.run_name: method, axis values, seed
             resume="allow",
             config=config,
             tags=[*logger_cfg.tags, *tags],

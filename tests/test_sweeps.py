@@ -96,8 +96,10 @@ def test_command_line_sweep_keeps_runs_and_wandb_runs_apart(smoke):
         assert config["method"]["beta"] == beta and config["run_info"]["axes"] == {"method.beta": beta}
         assert [h["iteration"] for h in history if "eval/average" in h] == [0, 1, 2]
         run_records = records(run_file)
-        tags = [list(r.run.tags) for r in run_records if r.WhichOneof("record_type") == "run"]
-        assert f"beta={beta}" in tags[0]
+        (run,) = [r.run for r in run_records if r.WhichOneof("record_type") == "run"]
+        # a dashboard groups by study, splits by method, and tells the runs apart by name or by tag
+        assert (run.run_group, run.job_type, run.display_name) == ("cli_beta", "spin", f"cli_beta/{name}")
+        assert f"beta={beta}" in run.tags
         assert [r.exit.exit_code for r in run_records if r.WhichOneof("record_type") == "exit"] == [0]
     base = {read_jsonl(run_dir / "results.jsonl")[0]["checkpoint"] for run_dir in runs.values()}
     assert len(base) == 1
