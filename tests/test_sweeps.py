@@ -58,6 +58,10 @@ def test_iteration_sweep_reaches_five_iterations(tmp_path):
     assert max(int(v) for v in str(sweep["params"]["method.iterations"]).split(",")) >= 5
 
 
+def test_the_wandb_sweep_files_are_there():
+    assert [p.stem for p in WANDB_SWEEPS] == ["bayes", "beta", "reference"]  # parametrizes the test below
+
+
 @pytest.mark.parametrize("path", WANDB_SWEEPS, ids=lambda p: p.stem)
 def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, path):
     """What `wandb agent` runs: the command with `${args_no_hyphens}` replaced by `key=value` for each parameter.
@@ -80,14 +84,14 @@ def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, path):
 
 
 def test_command_line_sweep_keeps_runs_and_wandb_runs_apart(smoke):
-    """`spin-bench method=spin method.beta=0.05,0.5`: two runs, two directories, two W&B runs tagged by beta,
+    """`spin-bench method=spin method.beta=0.2,0.3`: two runs, two directories, two W&B runs tagged by beta,
     each finished; both start from one base model, whose generations are made once."""
     _, _, root = smoke
     generations = set((root / ".cache" / "generations").glob("*/_COMPLETE.json"))
-    run_cli(root, "experiment=smoke", "study=cli_beta", "method=spin", "method.beta=0.05,0.5")
+    run_cli(root, "experiment=smoke", "study=cli_beta", "method=spin", "method.beta=0.2,0.3")
     study = root / "runs" / "cli_beta"
     runs = {p.parent.name: p.parent for p in study.glob("*/results.jsonl")}
-    assert sorted(runs) == ["spin-beta=0.05-seed0", "spin-beta=0.5-seed0"]
+    assert sorted(runs) == ["spin-beta=0.2-seed0", "spin-beta=0.3-seed0"]
     for name, run_dir in runs.items():
         beta = float(name.split("=")[1].split("-")[0])
         assert read_json(run_dir / "run_info.json")["axes"] == {"method.beta": beta}
@@ -104,7 +108,8 @@ def test_command_line_sweep_keeps_runs_and_wandb_runs_apart(smoke):
     base = {read_jsonl(run_dir / "results.jsonl")[0]["checkpoint"] for run_dir in runs.values()}
     assert len(base) == 1
     # iteration 0's answers come from the shared base model: one generation stage for both betas (iteration 1's
-    # answers differ per beta; the smoke fixture had made the base model's already)
+    # answers differ per beta; the smoke fixture had made the base model's already, and no other test uses these
+    # betas on the smoke world, whatever order the tests run in)
     new = set((root / ".cache" / "generations").glob("*/_COMPLETE.json")) - generations
     assert len(new) == 2
 
