@@ -32,6 +32,7 @@ from spin_bench.analysis import (
     wandb_rows,
 )
 from spin_bench.analysis.load import tidy, with_axes
+from spin_bench.analysis.stats import variant_label
 from spin_bench.report import score_frame, study_rows
 from tests.wandb_file import config_and_history
 
@@ -204,6 +205,38 @@ def test_paired_test_of_known_pairs_at_each_methods_last_iteration():
     assert row["t"] == pytest.approx(expected.statistic) and row["p"] == pytest.approx(expected.pvalue)
     low, high = expected.confidence_interval(0.95)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+
+
+def test_paired_test_pairs_each_variant_with_the_baselines_of_its_own_setting():
+    rows = [
+        {**row, "axes": {"method.iterations": t}}
+        for t in (1, 2)
+        for row in hand_rows(
+            {
+                (m, s, i): 0.1 * (s + 1) + (0.05 if m == "spin" else 0)
+                for m in ("spin", "sft")
+                for s in (0, 1)
+                for i in range(t + 1)
+            }
+        )
+    ]
+    rows += [{**row, "study": "s", "axes": {"method.beta": 0.5}}
+             for row in hand_rows({("spin", s, 1): 0.3 for s in (0, 1)})]  # fmt: skip
+    tests = paired_test(tidy(rows), baselines=("sft",))
+    pairs = sorted(tests[["treatment", "baseline", "iteration", "baseline_iteration"]].itertuples(False, None))
+    # iterations=1 against iterations=1 only, never 2; spin beta=0.5 (no iterations axis) against no sft variant
+    # that sets iterations to a value it lacks
+    assert pairs == [("spin iterations=1", "sft iterations=1", 1, 1), ("spin iterations=2", "sft iterations=2", 2, 2)]
+    assert tests["mean_difference"].tolist() == pytest.approx([5.0, 5.0])
+
+
+def test_integer_axis_values_stay_integers_beside_runs_without_the_axis():
+    frame = tidy([{**row, "axes": {"method.iterations": 3}} for row in hand_rows({("spin", 0, 1): 0.5})]
+                 + [{**row, "axes": {}} for row in hand_rows({("sft", 0, 1): 0.4})])  # fmt: skip
+    assert frame["iterations"].tolist()[0] == 3 and isinstance(frame["iterations"].tolist()[0], int)
+    assert pd.isna(frame["iterations"].tolist()[1])
+    labels = [variant_label(["method", "iterations"], key[:2]) for key in score_table(frame).index]
+    assert labels == ["sft", "spin iterations=3"]  # as the run directory says it, not iterations=3.0
 
 
 def test_paired_test_with_one_seed_says_so_instead_of_raising():

@@ -58,6 +58,10 @@ def with_axes(rows: list[dict]) -> pd.DataFrame:
         for row in rows
     ]
     frame = pd.DataFrame.from_records(records, columns=_columns(records))
+    for label in (labels[k] for k in keys):  # T = 3 stays 3, not 3.0, beside runs without the axis (NaN)
+        values = [r.get(label) for r in records]
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values if v is not None)
+        frame[label] = pd.Series(values, index=frame.index, dtype="Int64" if whole else object)
     frame.attrs["axes"] = [labels[k] for k in keys]
     return frame
 

@@ -98,7 +98,9 @@ def paired_test(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """Paired t-test (`scipy.stats.ttest_rel`) over seeds of the `average` score: each variant of `treatment`
-    against each variant of each baseline in the same study, pairing the runs that share a seed (hence a base
+    against each variant of each baseline in the same study that matches it (every ablation axis the baseline
+    has a value for holds the treatment's value: `spin iterations=3` against `sft iterations=3`, not 5; a
+    baseline without a `beta` against every `spin beta=...`), pairing the runs that share a seed (hence a base
     model). At `iteration`, or by default each variant's last iteration; a seed missing there is not paired.
     One row per comparison: n pairs, mean difference (treatment - baseline, in points), its CI at `level`, t, p.
     With fewer than 2 pairs, or differences that do not vary, the statistics are NaN and `note` says why."""
@@ -108,9 +110,11 @@ def paired_test(
     axes = ablation_axes(frame)
     rows = []
     for study, runs in average.groupby("study"):
-        for label, at, a in _variants(runs, treatment, axes, iteration):
+        for label, values, at, a in _variants(runs, treatment, axes, iteration):
             for baseline in baselines:
-                for b_label, b_at, b in _variants(runs, baseline, axes, iteration):
+                for b_label, b_values, b_at, b in _variants(runs, baseline, axes, iteration):
+                    if any(not _missing(v) and (_missing(values[k]) or v != values[k]) for k, v in b_values.items()):
+                        continue  # another setting of an axis both have: not the same experiment
                     pairs = pd.concat([a, b], axis=1, join="inner").dropna()
                     compared = {"study": study, "treatment": label, "baseline": b_label, "iteration": at}
                     rows.append(
@@ -120,12 +124,13 @@ def paired_test(
 
 
 def _variants(runs: pd.DataFrame, method: str, axes: list[str], iteration: int | None):
-    """(label, iteration, average by seed) for each variant of `method` among `runs` (one study's averages)."""
+    """(label, {axis: value}, iteration, average by seed) for each variant of `method` among `runs` (one study's
+    averages)."""
     chosen = runs[runs["method"] == method]
     for values, variant in chosen.groupby(["method", *axes], dropna=False):
         at = variant["iteration"].max() if iteration is None else iteration
         scores = variant[variant["iteration"] == at].set_index("seed")["average"]
-        yield variant_label(["method", *axes], values), int(at), scores
+        yield variant_label(["method", *axes], values), dict(zip(axes, values[1:], strict=True)), int(at), scores
 
 
 def _ttest(a: pd.Series, b: pd.Series, level: float) -> dict:
@@ -149,4 +154,4 @@ def _long(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
