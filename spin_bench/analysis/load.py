@@ -4,7 +4,8 @@
 per stored row (docs/results.md), and adds: `run` (the run directory's name), `column` (`task` + the metric
 without lm-eval's filter suffix, e.g. `arith_gen exact_match`), `score` (`value` in %), and one column per
 ablation axis of `run_info.json` (`method.beta` -> `beta`: `spin_bench.runs.axis_labels`), NaN for runs without
-that axis. The axis columns' names are in `frame.attrs["axes"]` (pandas keeps attrs through filtering and copies).
+that axis (<NA> in an axis of integers, which keeps pandas' Int64 type). The axis columns' names are in
+`frame.attrs["axes"]` (pandas keeps attrs through filtering and copies).
 `load_diagnostics` does the same for `diagnostics.jsonl`; `load_wandb` builds the results frame from W&B runs.
 """
 
@@ -58,10 +59,9 @@ def with_axes(rows: list[dict]) -> pd.DataFrame:
         for row in rows
     ]
     frame = pd.DataFrame.from_records(records, columns=_columns(records))
-    for label in (labels[k] for k in keys):  # T = 3 stays 3, not 3.0, beside runs without the axis (NaN)
-        values = [r.get(label) for r in records]
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values if v is not None)
-        frame[label] = pd.Series(values, index=frame.index, dtype="Int64" if whole else object)
+    for label in (labels[k] for k in keys):
+        if all(type(r[label]) is int for r in records if label in r):  # T = 3, not 3.0, beside runs without T
+            frame[label] = frame[label].astype("Int64")
     frame.attrs["axes"] = [labels[k] for k in keys]
     return frame
 
