@@ -41,7 +41,7 @@ def score_frame(rows: list[dict]):
 
 
 def results_table(rows: list[dict]) -> str:
-    return score_frame(rows).round(2).to_string() if rows else "(no results)"
+    return _text(score_frame(rows)) if rows else "(no results)"
 
 
 def render(paths: list[Path], html_page: bool = False) -> tuple[str, dict[str, bytes]]:
@@ -54,7 +54,7 @@ def render(paths: list[Path], html_page: bool = False) -> tuple[str, dict[str, b
         diagnostics = analysis.load_diagnostics(paths)
     except ValueError:  # runs of 0 iterations log none
         diagnostics = None
-    table = analysis.score_table(results).round(2).to_string()
+    table = _text(analysis.score_table(results))
     title = ", ".join(sorted(results["study"].unique()))
     figures = {"scores.png": analysis.plot_scores(results)}
     sections = [("#", f"{title}: scores in %", [("text", INTRO), ("table", table), ("image", "scores.png")])]
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _text(frame) -> str:
+    """A table as the report and the console print it: values rounded to 2 decimals."""
     return frame.round(2).to_string()
 
 
