@@ -3,29 +3,41 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup study test test-slow lint format bench bench-shared notebooks
+.PHONY: setup study test test-unit test-integration test-slow lint format bench bench-shared notebooks
 
 setup:
 	@scripts/setup
 
-## Run the embedded default study (override with ARGS="train=zero3 seed=1")
+## Run the embedded default study (override with ARGS="engine=zero3 seed=1")
 study: setup
 	$(BIN)/spin-bench $(ARGS)
 
-## Lint and the default test suite (minutes, CPU only)
-test: setup
+## Lint, types, the import layering, then both test tiers (CI's command; about 8 minutes on a fresh 2-core machine)
+test: setup lint test-unit test-integration
+
+## ruff, mypy on the package, import-linter's layering contracts
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow and not gpu" $(ARGS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
-## The slow tests (full-size default run, every ZeRO preset training)
+## The unit tier: trains nothing (about a minute)
+test-unit: setup
+	$(BIN)/pytest tests/unit -m "not slow and not gpu" $(ARGS)
+
+## The integration tier: the tiny model end to end, the CLI, the launchers, the notebooks
+test-integration: setup
+	$(BIN)/pytest tests/integration -m "not slow and not gpu" $(ARGS)
+
+## The slow tests (every ZeRO preset training)
 test-slow: setup
 	$(BIN)/pytest -m "slow and not gpu" $(ARGS)
 
-## Execute the analysis notebooks headless (analysis/*.ipynb beside the .py files, figures in analysis/figures);
+## Execute the analysis notebooks headless (notebooks/*.ipynb beside the .py files, figures in notebooks/figures);
 ## they read the runs named by SPIN_BENCH_RUNS (default runs/), e.g. SPIN_BENCH_RUNS=runs/arithmetic-beta
 notebooks: setup
-	$(BIN)/jupytext --to ipynb --execute analysis/0*.py
+	SPIN_BENCH_ROOT=$${SPIN_BENCH_ROOT:-$(CURDIR)} $(BIN)/jupytext --to ipynb --execute notebooks/0*.py
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -1,7 +1,7 @@
 """The analysis layer: runs -> one tidy DataFrame -> tables, statistics across seeds, and figures.
 
 docs/analysis.md describes the frame's columns and what each statistic means; the notebooks in `analysis/` and
-`spin-bench-report` (spin_bench/report.py) are thin callers of these functions.
+`spin-bench-report` (spin_bench/cli/report.py) are thin callers of these functions.
 """
 
 from spin_bench.analysis.load import load_diagnostics, load_results, load_wandb, notebook_dirs, wandb_rows

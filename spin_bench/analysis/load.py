@@ -2,10 +2,12 @@
 
 `load_results` reads every `results.jsonl` below the given directories (a `runs/` dir, a study, a run), one row
 per stored row (docs/results.md), and adds: `run` (the run directory's name), `column` (`task` + the metric
-without lm-eval's filter suffix, e.g. `arith_gen exact_match`), `score` (`value` in %), and one column per
-ablation axis of `run_info.json` (`method.beta` -> `beta`: `spin_bench.runs.axis_labels`), NaN for runs without
-that axis (<NA> in an axis of integers, which keeps pandas' Int64 type). The axis columns' names are in
-`frame.attrs["axes"]` (pandas keeps attrs through filtering and copies).
+without lm-eval's filter suffix, e.g. `arith_gen exact_match`), `score` (`value` in %), `headline` (whether the
+metric is one of its run's suite's headline metrics, `evaluation.headline` in `run_info.json`; every metric of a
+run that records none), and one column per ablation axis of `run_info.json` (`method.beta` -> `beta`:
+`spin_bench.paths.axis_labels`), NaN for runs without that axis (<NA> in an axis of integers, which keeps
+pandas' Int64 type). The axis columns' names are in `frame.attrs["axes"]` (pandas keeps attrs through filtering
+and copies).
 `load_diagnostics` does the same for `diagnostics.jsonl`; `load_wandb` builds the results frame from W&B runs.
 """
 
@@ -18,12 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from spin_bench.cache import read_json, read_jsonl
-from spin_bench.runs import axis_labels, format_value
-from spin_bench.tracking import RESULT_KEYS
+from spin_bench.paths import axis_labels, format_value
+from spin_bench.results import RESULT_KEYS, metric_key
+from spin_bench.stages import read_json, read_jsonl
 
-PathLike = str | os.PathLike
-CHECKOUT = Path(__file__).resolve().parents[2]
+PathLike = str | os.PathLike[str]
 
 
 def load_results(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
@@ -37,11 +38,14 @@ def load_diagnostics(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     return with_axes(list(_read(paths, "diagnostics.jsonl")))
 
 
-def tidy(rows: list[dict]) -> pd.DataFrame:
-    """Result rows (each with its `axes` dict, as `_read` gives them) -> the tidy results frame."""
+def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Result rows (each with its `axes` dict and `headline` flag, as `_read` gives them; rows without a flag
+    count as headline) -> the tidy results frame."""
     frame = with_axes(rows)
     frame["column"] = frame["task"] + " " + frame["metric"].str.split(",").str[0]
     frame["score"] = frame["value"] * 100
+    flags = frame["headline"] if "headline" in frame else pd.Series(True, index=frame.index)
+    frame["headline"] = flags.where(flags.notna(), True).astype(bool)
     return frame
 
 
@@ -89,6 +93,7 @@ def wandb_rows(config: dict, history: Iterable[dict], name: str) -> list[dict]:
     identity = {"study": config["study"], "method": config["method"]["name"], "seed": config["seed"]}
     run_dir = config.get("paths", {}).get("run_dir")
     identity |= {"run": Path(run_dir).name if run_dir else name, "axes": config.get("run_info", {}).get("axes", {})}
+    headline = _headline(config)
     values = {}
     for entry in history:
         for key, value in entry.items():
@@ -104,6 +109,7 @@ def wandb_rows(config: dict, history: Iterable[dict], name: str) -> list[dict]:
             "value": value,
             "stderr": None,
             "checkpoint": None,
+            "headline": headline is None or metric_key(task, metric) in headline,
         }  # fmt: skip
         for (iteration, task, metric), value in sorted(values.items())
     ]
@@ -111,11 +117,12 @@ def wandb_rows(config: dict, history: Iterable[dict], name: str) -> list[dict]:
 
 def notebook_dirs() -> tuple[list[Path], Path]:
     """The analysis notebooks' inputs and output: the runs dirs of `SPIN_BENCH_RUNS` (several joined by
-    os.pathsep; default `runs`) and the figures dir of `SPIN_BENCH_FIGURES` (default `analysis/figures`). Relative
-    paths are taken from `SPIN_BENCH_ROOT`, else the checkout, wherever the notebook's kernel runs."""
-    root = Path(os.environ.get("SPIN_BENCH_ROOT", CHECKOUT))
+    os.pathsep; default `runs`) and the figures dir of `SPIN_BENCH_FIGURES` (default `notebooks/figures`).
+    Relative paths are taken from `SPIN_BENCH_ROOT` (`make notebooks` sets it to the checkout), else the
+    kernel's working directory."""
+    root = Path(os.environ.get("SPIN_BENCH_ROOT", "."))
     runs = [root / p for p in os.environ.get("SPIN_BENCH_RUNS", "runs").split(os.pathsep)]
-    return runs, root / os.environ.get("SPIN_BENCH_FIGURES", "analysis/figures")
+    return runs, root / os.environ.get("SPIN_BENCH_FIGURES", "notebooks/figures")
 
 
 def _read(paths: PathLike | Iterable[PathLike], name: str) -> Iterator[dict]:
@@ -130,10 +137,19 @@ def _read(paths: PathLike | Iterable[PathLike], name: str) -> Iterator[dict]:
             raise ValueError(f"{path}: holds no {name} (give a runs/, study or run directory)")
         files |= dict.fromkeys(found)
     for file in files:
-        info = file.parent / "run_info.json"
-        axes = read_json(info).get("axes", {}) if info.is_file() else {}
+        info = read_json(file.parent / "run_info.json") if (file.parent / "run_info.json").is_file() else {}
+        headline = _headline(info.get("config", {}))
         for row in read_jsonl(file):
-            yield {**row, "run": file.parent.name, "axes": axes}
+            flag = (
+                {"headline": metric_key(row["task"], row["metric"]) in headline} if headline and "task" in row else {}
+            )
+            yield {**row, "run": file.parent.name, "axes": info.get("axes", {}), **flag}
+
+
+def _headline(config: dict[str, Any]) -> list[str] | None:
+    """A run's headline metrics, from its resolved config; None for runs made before the suites named them."""
+    headline = config.get("evaluation", {}).get("headline")
+    return list(headline) if headline else None
 
 
 def _cell(value: Any) -> Any:

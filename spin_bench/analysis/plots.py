@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from spin_bench.analysis.stats import (
     ablation_table,
@@ -25,8 +27,8 @@ from spin_bench.analysis.stats import (
     variant_keys,
     variant_label,
 )
-from spin_bench.cache import atomic_write_bytes
-from spin_bench.runs import format_value
+from spin_bench.paths import format_value
+from spin_bench.stages import atomic_write_bytes
 
 PANEL = 3.2  # inches per panel
 # The diagnostics figure: (panel title, [(diagnostics.jsonl key, line label)]), keys that a run lacks are skipped.
@@ -94,7 +96,9 @@ def plot_diagnostics(diagnostics: pd.DataFrame) -> Figure:
     for ax, (title, lines) in zip(panels, DIAGNOSTIC_PANELS, strict=True):
         styles = {}
         for style, (key, name) in zip(STYLES, lines, strict=False):
-            present = diagnostics.dropna(subset=[key]) if key in diagnostics else diagnostics.iloc[:0]
+            if key not in diagnostics:  # no run logged it
+                continue
+            present = diagnostics.dropna(subset=[key])
             for variant, part in mean_ci(present, [*keys, "iteration"], key).groupby(level=keys, dropna=False):
                 label = variant_label(keys, variant)
                 drawn[label] = styles[name] = style
@@ -116,7 +120,7 @@ def png_bytes(fig: Figure, dpi: int = 120) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write `fig` as a PNG in one piece (spin_bench.cache.atomic_write_bytes); returns the path."""
+    """Write `fig` as a PNG in one piece (spin_bench.stages.atomic_write_bytes); returns the path."""
     atomic_write_bytes(Path(path), png_bytes(fig, dpi))
     return Path(path)
 
@@ -143,7 +147,7 @@ def _colors(indexed: pd.DataFrame, keys: list[str]) -> dict[str, tuple[float, fl
     return colors
 
 
-def _band(ax: Axes, x, summary: pd.DataFrame, color, linestyle: str = "-") -> None:
+def _band(ax: Axes, x: Any, summary: pd.DataFrame, color: Any, linestyle: str = "-") -> None:
     """A mean line with markers and its CI band (`mean_ci` columns)."""
     ax.plot(x, summary["mean"], marker="o", markersize=3, color=color, linestyle=linestyle)
     ax.fill_between(x, summary["ci_low"], summary["ci_high"], color=color, alpha=0.15, linewidth=0)
@@ -152,7 +156,7 @@ def _band(ax: Axes, x, summary: pd.DataFrame, color, linestyle: str = "-") -> No
 def _titles(ax: Axes, title: str, xlabel: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    cast(MaxNLocator, ax.xaxis.get_major_locator()).set_params(integer=True)  # the default AutoLocator is one
 
 
 def _legend(fig: Figure, colors: dict) -> None:

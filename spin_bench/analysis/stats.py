@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from spin_bench.runs import format_value
+from spin_bench.paths import format_value
+from spin_bench.results import average
 
 PAIRED_COLUMNS = ["study", "treatment", "baseline", "iteration", "baseline_iteration", "n", "mean_difference",
                   "ci_low", "ci_high", "t", "p", "note"]  # fmt: skip
@@ -41,11 +43,12 @@ def variant_label(keys: Sequence[str], values: Sequence) -> str:
 
 
 def score_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows (variant keys..., seed, iteration), one column per task metric in %, and `average`: the unweighted
-    mean of those columns (the study table of `spin-bench`; the same numbers as `spin_bench.report.score_frame`)."""
+    """Rows (variant keys..., seed, iteration), one column per headline metric in %, and `average`: the suite's
+    average (spin_bench.results.average) of the row's headline scores. The study table `spin-bench` prints."""
     keys = [*variant_keys(frame), "seed", "iteration"]
-    table = frame.groupby([*keys, "column"], dropna=False)["score"].mean().unstack("column")
-    table["average"] = table.mean(axis=1)
+    headline = frame[frame["headline"]] if "headline" in frame else frame
+    table = headline.groupby([*keys, "column"], dropna=False)["score"].mean().unstack("column")
+    table["average"] = [average(row.dropna().to_dict(), list(row.dropna().index)) for _, row in table.iterrows()]
     return table
 
 
@@ -123,7 +126,8 @@ def paired_test(
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def _variants(runs: pd.DataFrame, method: str, axes: list[str], iteration: int | None):
+def _variants(runs: pd.DataFrame, method: str, axes: list[str],
+              iteration: int | None) -> Iterator[tuple[str, dict[str, Any], int, pd.Series]]:  # fmt: skip
     """(label, {axis: value}, iteration, average by seed) for each variant of `method` among `runs` (one study's
     averages)."""
     chosen = runs[runs["method"] == method]
@@ -153,5 +157,5 @@ def _long(table: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["score"])
 
 
-def _missing(value) -> bool:
+def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,120 @@
+"""The report of one or many studies' runs: tables and figures, as Markdown (and HTML) beside PNGs.
+
+Written into `runs/<study>/` when a study's runs end (the Hydra callback of spin_bench/cli/callbacks.py) and by
+`spin-bench-report` for any runs, studies or run directories (spin_bench/cli/report.py). Files: `report.md`
+(the score table: variant x seed x iteration rows, one column per headline metric in %, and their average; the
+mean and 95% CI across seeds; SPIN's paired tests against SFT and DPO; one section per ablation axis; the
+self-play diagnostics), `scores.png`, `ablation_<axis>.png`, `diagnostics.png`, and on request `report.html`
+embedding them. The numbers come from the rest of spin_bench.analysis.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from spin_bench.analysis.load import load_diagnostics, load_results, tidy
+from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes
+from spin_bench.analysis.stats import (
+    ablation_axes,
+    ablation_table,
+    confidence_intervals,
+    format_intervals,
+    paired_test,
+    score_table,
+)
+from spin_bench.results import metric_key
+from spin_bench.stages import atomic_write_bytes
+
+INTRO = ("Scores in %. Iteration 0 is the base model, k the model after k iterations; `average` is the unweighted "
+         "mean of the suite's headline metrics, the columns. CIs: Student t across seeds (n = seeds).")  # fmt: skip
+
+
+def results_table(rows: Sequence[Mapping[str, Any]], headline: Sequence[str]) -> str:
+    """One run's rows as the study table prints them (its headline metrics and their average, in %)."""
+    if not rows:
+        return "(no results)"
+    return _text(score_table(tidy([{**r, "headline": metric_key(r["task"], r["metric"]) in headline} for r in rows])))
+
+
+def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[str, bytes]]:
+    """The report of the runs below `paths`, in memory: (the score table's text, {file name: contents}).
+    Raises ValueError naming the path when one does not exist or holds no results."""
+    results = load_results(paths)
+    try:
+        diagnostics = load_diagnostics(paths)
+    except ValueError:  # runs of 0 iterations log none
+        diagnostics = None
+    table = _text(score_table(results))
+    title = ", ".join(sorted(results["study"].unique()))
+    figures = {"scores.png": plot_scores(results)}
+    sections = [("#", f"{title}: scores in %", [("text", INTRO), ("table", table), ("image", "scores.png")])]
+    intervals = confidence_intervals(results)
+    if intervals["n"].max() >= 2:
+        sections.append(("##", "Mean and 95% CI across seeds", [("table", _text(format_intervals(intervals)))]))
+        tests = paired_test(results)
+        if len(tests):
+            text = ("Paired t-test over seeds of the `average` at each variant's last iteration (pairs share a seed, "
+                    "hence a base model); `mean_difference` = treatment - baseline, in points.")  # fmt: skip
+            sections.append(("##", "SPIN vs baselines", [("text", text), ("table", _text(tests))]))
+    for axis in ablation_axes(results):
+        name = f"ablation_{axis}.png"
+        figures[name] = plot_ablation(results, axis)
+        summary = _text(format_intervals(ablation_table(results, axis)))
+        text = "Each run's final-iteration score: mean ± 95% CI half-width across seeds, n seeds."
+        sections.append(("##", f"Ablation: {axis}", [("text", text), ("table", summary), ("image", name)]))
+    if diagnostics is not None:
+        figures["diagnostics.png"] = plot_diagnostics(diagnostics)
+        sections.append(("##", "Self-play diagnostics", [("image", "diagnostics.png")]))
+    files = {name: png_bytes(fig) for name, fig in figures.items()}
+    files["report.md"] = _markdown(sections).encode()
+    if html_page:
+        files["report.html"] = _html(title, sections, files).encode()
+    return table, files
+
+
+def write_files(out: Path, files: Mapping[str, bytes]) -> None:
+    for name, data in files.items():
+        atomic_write_bytes(Path(out) / name, data)
+
+
+def write_report(study_dir: Path) -> str:
+    """Write the study's report into `study_dir` and return its score table (no results: a note, no files)."""
+    study_dir = Path(study_dir)
+    if not any(p.stat().st_size for p in study_dir.glob("*/results.jsonl")):
+        return "(no results)"
+    table, files = render([study_dir])
+    write_files(study_dir, files)
+    return table
+
+
+def _text(frame: pd.DataFrame) -> str:
+    """A table as the report and the console print it: values rounded to 2 decimals."""
+    return str(frame.round(2).to_string())
+
+
+def _markdown(sections: list[Any]) -> str:
+    parts = []
+    for level, heading, items in sections:
+        parts.append(f"{level} {heading}")
+        for kind, body in items:
+            parts.append({"table": f"```\n{body}\n```", "text": body, "image": f"![{body}]({body})"}[kind])
+    return "\n\n".join(parts) + "\n"
+
+
+def _html(title: str, sections: list[Any], files: Mapping[str, bytes]) -> str:
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"]
+    for level, heading, items in sections:
+        parts.append(f"<h{len(level)}>{html.escape(heading)}</h{len(level)}>")
+        for kind, body in items:
+            if kind == "image":
+                data = base64.b64encode(files[body]).decode()
+                parts.append(f"<img alt='{html.escape(body)}' src='data:image/png;base64,{data}'>")
+            else:
+                parts.append(f"<pre>{html.escape(body)}</pre>" if kind == "table" else f"<p>{html.escape(body)}</p>")
+    return "\n".join(parts) + "\n"

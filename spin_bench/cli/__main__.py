@@ -1,0 +1,5 @@
+"""`python -m spin_bench.cli ...` (as torchrun launches it) is `spin-bench ...`."""
+
+from spin_bench.cli.app import main
+
+main()

@@ -1,0 +1,33 @@
+"""The Hydra callback of conf/hydra/default.yaml: a study's report, once its runs have ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from spin_bench.paths import configure_environment
+
+
+class StudyReport(Callback):
+    """After the last job of a multirun (or the one job of a run): runs/<study>/report.md and its figures, and
+    the study's score table printed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.report(config)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.report(config)
+
+    @staticmethod
+    def report(config: DictConfig) -> None:
+        # matplotlib's cache in the project, also when the jobs ran in other processes (joblib, SLURM)
+        configure_environment(Path(config.paths.cache_dir), offline=True)
+        from spin_bench.analysis.report import write_report
+
+        study_dir = Path(config.paths.study_dir)
+        table = write_report(study_dir)
+        print(f"\n=== study {config.study}: scores in % (iteration 0 = the base model) ===\n{table}")
+        print(f"\ntable: {study_dir / 'report.md'}\nplot: {study_dir / 'scores.png'}")

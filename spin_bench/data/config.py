@@ -1,0 +1,84 @@
+"""conf/data: which world a study runs in. `source: embedded` generates the arithmetic world on the spot;
+`source: hub` reads hub datasets, local directories laid out as on the hub, or local .jsonl/.json/.parquet files.
+
+Light on purpose (no datasets, no torch): spin_bench/config.py types and checks every section at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic.dataclasses import dataclass
+
+from spin_bench.schema import STRICT, Positive
+
+
+@dataclass(frozen=True, config=STRICT)
+class Difficulty:
+    """Knobs of one split's problems: how many steps, how large the numbers."""
+
+    min_steps: Positive
+    max_steps: Positive
+    max_start: Positive  # first number in 1..max_start
+    max_operand: Positive  # added / subtracted numbers in 1..max_operand
+    multiply: bool  # "doubles"/"triples" steps (only while the value is <= 10)
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> Difficulty:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps {self.min_steps} > max_steps {self.max_steps}")
+        return self
+
+
+@dataclass(frozen=True, config=STRICT)
+class Splits:
+    """Problems per split of the embedded world (all disjoint by question)."""
+
+    sft_train: Positive  # the base model's SFT data
+    spin_prompts: Positive  # self-play prompts with their real answers
+    dpo_pairs: Positive  # chosen = correct solution, rejected = an arithmetic slip carried through
+    test: Positive
+    test_hard: Positive
+
+
+@dataclass(frozen=True, config=STRICT)
+class EmbeddedData:
+    source: Literal["embedded"]
+    name: str
+    seed: int
+    difficulty: Difficulty  # sft_train, spin_prompts, dpo_pairs and test
+    hard_difficulty: Difficulty  # test_hard: more steps than training shows
+    splits: Splits
+    mc_choices: Annotated[int, Field(ge=2)]  # arith_mc: the correct solution among (mc_choices - 1) slipped ones
+
+    def split_sizes(self) -> dict[str, int]:
+        return {"spin_prompts": self.splits.spin_prompts, "dpo_pairs": self.splits.dpo_pairs}
+
+
+@dataclass(frozen=True, config=STRICT)
+class DatasetSource:
+    """A dataset `datasets.load_dataset` reads: a hub id (with the world's `revision`), a local directory laid
+    out as on the hub, or a local .jsonl/.json/.parquet file; its `split`; its first `limit` rows (null: all)."""
+
+    path: Annotated[str, Field(min_length=1)]
+    split: str
+    limit: Positive | None = None
+
+
+@dataclass(frozen=True, config=STRICT)
+class HubData:
+    source: Literal["hub"]
+    name: str
+    revision: str | None
+    spin_prompts: DatasetSource  # UltraChat schema: prompt, messages
+    dpo_pairs: DatasetSource | None  # UltraFeedback-binarized schema: prompt, chosen, rejected
+
+    def split_sizes(self) -> dict[str, int]:
+        """Rows per split where the config alone says (a `limit`); the others are known once the world is built."""
+        sources = {"spin_prompts": self.spin_prompts, "dpo_pairs": self.dpo_pairs}
+        return {name: s.limit for name, s in sources.items() if s is not None and s.limit is not None}
+
+
+DataConfig = EmbeddedData | HubData
+DATA_SOURCES: dict[str, type[EmbeddedData] | type[HubData]] = {"embedded": EmbeddedData, "hub": HubData}

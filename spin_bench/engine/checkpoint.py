@@ -1,0 +1,28 @@
+"""Loading a checkpoint, as every stage does: a standard HF directory or a hub id, safetensors weights only, in
+the dtype of `Loading`, with remote code trusted only when the config says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from spin_bench.engine.config import Loading, check_checkpoint
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_checkpoint(
+    path: str | Path, loading: Loading | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """An HF causal LM and its tokenizer, padded on the left (decoder-only generation)."""
+    loading = loading or Loading()
+    check_checkpoint(path)
+    kwargs = {"trust_remote_code": loading.trust_remote_code, "revision": loading.revision}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[loading.dtype], use_safetensors=True, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    if tokenizer.pad_token is None:  # many hub tokenizers (Llama, Mistral) ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer

@@ -1,0 +1,117 @@
+"""conf/engine: how training runs (HF Trainer + DeepSpeed ZeRO preset, precision); the typed recipe that every
+training stage states its budget with (the base stage's in conf/model, each method's in conf/method); and how
+every stage loads a checkpoint (`Loading`: dtype, revision, remote code, part of the cache key of every stage
+that reads one; `check_checkpoint`: a local checkpoint that cannot load fails at start-up).
+
+Light on purpose (no torch): `spin_bench.config` validates every section at start-up, before the heavy libraries
+are imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from spin_bench.schema import STRICT, Positive
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+# HF Trainer's names (transformers' SchedulerType and OptimizerNames; a test checks they are still among them):
+# the schedulers that need no scheduler-specific arguments, the optimizers that need no extra package.
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                    "inverse_sqrt"]  # fmt: skip
+Optimizer = Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop"]
+# TRL DPO losses that apply to one (chosen, rejected) pair per prompt, as SPIN's pairs are.
+LossType = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+                   "apo_zero", "apo_down", "sigmoid_norm"]  # fmt: skip
+SCHEDULERS, OPTIMIZERS, LOSS_TYPES = get_args(Scheduler), get_args(Optimizer), get_args(LossType)
+
+
+@dataclass(frozen=True, config=STRICT)
+class EngineConfig:
+    """The training engine. `deepspeed` is the DeepSpeed config dict handed to HF Trainer; its "auto" values are
+    filled in from the TrainingArguments, so batch size, accumulation, clipping and precision are stated once."""
+
+    name: str
+    precision: Literal["fp32", "bf16", "fp16"]  # bf16 is slower than fp32 on CPUs without AMX
+    gradient_accumulation_steps: Positive
+    activation_checkpointing: bool
+    logging_steps: Positive
+    progress_bar: bool
+    report_to: list[str]  # the Trainer's own integrations; tracking goes through spin_bench.tracking
+    deepspeed: dict[str, Any] | None
+
+    def micro_batch(self, recipe: Recipe) -> int:
+        """Rows per forward pass and process: the recipe's batch split over the accumulation steps."""
+        if recipe.batch_size % self.gradient_accumulation_steps:
+            raise ValueError(f"batch_size {recipe.batch_size} is not divisible by engine.gradient_accumulation_steps "
+                             f"{self.gradient_accumulation_steps}")  # fmt: skip
+        return recipe.batch_size // self.gradient_accumulation_steps
+
+
+@dataclass(frozen=True, config=STRICT)
+class Recipe:
+    """A training stage's budget and optimizer. `batch_size` is rows per optimizer step and process."""
+
+    epochs: Positive
+    batch_size: Positive
+    learning_rate: Annotated[float, Field(gt=0)]
+    lr_scheduler: Scheduler
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)]
+    weight_decay: Annotated[float, Field(ge=0)]
+    optimizer: Optimizer
+    max_grad_norm: Annotated[float, Field(gt=0)]
+    max_length: Positive  # tokens per training sequence (prompt + answer)
+    max_steps: Positive | None = None  # stop after this many optimizer steps (null: `epochs` decide)
+
+
+@dataclass(frozen=True, config=STRICT)
+class PreferenceLoss:
+    """The pairwise loss of a preference stage: TRL's `beta` and `loss_type`, and the reference it measures
+    against: `reference_alpha` 0 is the stage's starting model (SPIN's p_t), 1 the base model, between them the
+    geometric mixture alpha * log p_base + (1 - alpha) * log p_start (alpha-SPIN)."""
+
+    beta: float
+    loss_type: LossType
+    reference_alpha: float = 0.0
+
+
+@dataclass(frozen=True, config=STRICT)
+class Loading:
+    """The settings that change what a loaded checkpoint computes."""
+
+    dtype: Dtype = "float32"
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def spec(self) -> dict[str, Any]:
+        """Part of the cache key of every stage that loads a checkpoint."""
+        return {"dtype": self.dtype, "revision": self.revision, "remote_code": self.trust_remote_code}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """What a training stage produced: the checkpoint (a standard HF directory) and its statistics."""
+
+    checkpoint: str
+    stats: dict[str, Any]
+
+
+def is_local_checkpoint(path: str | Path) -> bool:
+    """A checkpoint path that names a local directory (absolute, relative with '.', or existing); anything else
+    is a hub id, checked by the hub."""
+    return Path(path).is_absolute() or str(path).startswith(".") or Path(path).exists()
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Fail early, naming the problem, on a local checkpoint that cannot load."""
+    if not is_local_checkpoint(path):
+        return
+    local = Path(path)
+    if not (local / "config.json").is_file():
+        raise FileNotFoundError(f"{local} is not an HF model directory (no config.json)")
+    if not any(local.glob("*.safetensors")):
+        raise FileNotFoundError(f"{local} has no .safetensors weights (pickle weights are refused)")

@@ -1,0 +1,261 @@
+"""Training through TRL on HF Trainer's DeepSpeed integration, and the cached training stage.
+
+The DeepSpeed config comes from conf/engine/<preset>.yaml (ZeRO stage, offload); its "auto" values are filled in
+by HF Trainer from the TrainingArguments built here, so batch size, precision and clipping are stated once. The
+recipe (learning rate, epochs, batch size, schedule) comes from the caller: the base stage's in conf/model, the
+methods' in conf/method.
+
+- `sft`: TRL's SFTTrainer on conversational prompt/completion rows, loss on the completion only.
+- `preference`: TRL's DPOTrainer (SPIN and DPO), the reference's log-probs precomputed before the first step, so
+  no second model is held; `MixedReferenceDPOTrainer` mixes in the base model's for alpha-SPIN.
+- `train_stage`: one of them from a starting checkpoint, as a cached stage (spin_bench/stages.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from trl.trainer.utils import add_fused_lm_head
+
+from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.config import EngineConfig, Loading, PreferenceLoss, Recipe, Trained
+from spin_bench.stages import atomic_write_json, checkpoint_fingerprint, content_hash, read_json, run_stage
+
+log = logging.getLogger(__name__)
+
+
+def ensure_process_group_env() -> None:
+    """Let a plain `python`/`spin-bench` run initialise DeepSpeed as a one-process job.
+
+    Launchers (torchrun, accelerate launch) set these variables; without them DeepSpeed looks for MPI. Only what
+    is missing is filled in, so a launched multi-process run is left untouched.
+    """
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:  # a free port, so that two local jobs never collide on MASTER_PORT
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def trainer_arguments(engine: EngineConfig, recipe: Recipe, output_dir: Path, seed: int) -> dict[str, Any]:
+    """Arguments shared by every TRL config (SFTConfig, DPOConfig): engine from `engine`, budget from `recipe`."""
+    return dict(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps or -1,
+        per_device_train_batch_size=engine.micro_batch(recipe),
+        gradient_accumulation_steps=engine.gradient_accumulation_steps,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=recipe.weight_decay,
+        optim=recipe.optimizer,
+        max_grad_norm=recipe.max_grad_norm,
+        bf16=engine.precision == "bf16",
+        fp16=engine.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        deepspeed=engine.deepspeed,
+        activation_checkpointing=engine.activation_checkpointing,
+        logging_steps=engine.logging_steps,
+        save_strategy="no",  # stages save their own final checkpoint atomically
+        report_to=list(engine.report_to),
+        disable_tqdm=not engine.progress_bar,
+        dataloader_num_workers=0,
+    )
+
+
+def conversation(prompt: str, response: str) -> dict[str, list[dict[str, str]]]:
+    """A row in TRL's conversational prompt/completion format (SFT loss on the completion only)."""
+    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
+
+
+def preference_rows(pairs: Sequence[Mapping[str, str]]) -> Dataset:
+    """TRL's conversational preference format: a user prompt, an assistant chosen and rejected answer."""
+    return Dataset.from_list([
+        {"prompt": [{"role": "user", "content": p["prompt"]}],
+         "chosen": [{"role": "assistant", "content": p["chosen"]}],
+         "rejected": [{"role": "assistant", "content": p["rejected"]}]}
+        for p in pairs
+    ])  # fmt: skip
+
+
+def sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, engine: EngineConfig,
+        recipe: Recipe, save_to: Path, seed: int) -> dict[str, Any]:  # fmt: skip
+    """Supervised fine-tuning on conversational prompt/completion rows (loss on completion tokens only).
+
+    The trained model is saved to `save_to` as an HF directory (through `Trainer.save_model`, which gathers
+    ZeRO-3's partitioned parameters); returns training statistics.
+    """
+    ensure_process_group_env()
+    args = SFTConfig(
+        **trainer_arguments(engine, recipe, Path(save_to) / "trainer", seed),
+        max_length=recipe.max_length,
+        completion_only_loss=True,
+        packing=False,
+        dataset_num_proc=1,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train()
+    log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
+    return _save(trainer, Path(save_to)) | _run_stats(trainer, result)
+
+
+class MixedReferenceDPOTrainer(DPOTrainer):
+    """DPOTrainer whose precomputed reference log-probs are `alpha * log p_base + (1 - alpha) * log p_start`.
+
+    Written by hand because TRL takes its reference from one model (`ref_model`, or the policy before training),
+    while alpha-SPIN (Alami et al. 2024) regularises towards a geometric mixture of the base model and the
+    iteration's starting model; alpha = 1 is a fixed base-model reference. TRL computes the starting model's
+    log-probs as usual; the base model's come from TRL's own `compute_ref_log_probs` on the same batches.
+    """
+
+    def __init__(self, *args: Any, base_model: PreTrainedModel, alpha: float, **kwargs: Any):
+        add_fused_lm_head(base_model)  # as DPOTrainer prepares its own ref_model for `compute_ref_log_probs`
+        self.base_model, self.alpha = base_model, alpha
+        super().__init__(*args, **kwargs)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        dataset = super()._precompute_ref_logps(dataset, name, batch_size)
+        columns = ("ref_chosen_logps", "ref_rejected_logps")
+        base = self.base_model.to(self.accelerator.device).eval()
+        loader = DataLoader(dataset.remove_columns(list(columns)), batch_size, collate_fn=self.data_collator)
+        chosen, rejected = [], []
+        for batch in loader:
+            base_chosen, base_rejected = self.compute_ref_log_probs(base, batch)
+            chosen.append(base_chosen.cpu())
+            rejected.append(base_rejected.cpu())
+        base_logps = {"ref_chosen_logps": torch.cat(chosen), "ref_rejected_logps": torch.cat(rejected)}
+        mixed = {
+            column: (self.alpha * base_logps[column] + (1 - self.alpha) * torch.tensor(dataset[column])).tolist()
+            for column in columns
+        }
+        dataset = dataset.remove_columns(list(columns))
+        for column, values in mixed.items():
+            dataset = dataset.add_column(column, values)
+        return dataset
+
+
+def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Dataset, engine: EngineConfig,
+               recipe: Recipe, loss: PreferenceLoss, save_to: Path, seed: int, heldout: Dataset | None = None,
+               base_model: PreTrainedModel | None = None) -> dict[str, Any]:  # fmt: skip
+    """SPIN's and DPO's logistic (or hinge, IPO, ...) loss on conversational prompt/chosen/rejected rows.
+
+    SPIN is DPO with chosen = the real answer, rejected = the model's own, and the reference = the model the
+    iteration starts from. That reference is `model` itself: its log-probabilities of every pair are computed
+    once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. With `base_model`
+    the reference is the mixture `alpha * log p_base + (1 - alpha) * log p_model` (MixedReferenceDPOTrainer).
+    Log-probs are summed over response tokens only. After training, the `heldout` pairs (if any) are scored:
+    TRL's eval metrics (reward accuracy, margins, log-probs) under the same reference. The trained model is saved
+    to `save_to` as `sft` does; the statistics include the logged metrics of every logging step and the
+    reference log-probs of every pair.
+    """
+    ensure_process_group_env()
+    args = DPOConfig(
+        **trainer_arguments(engine, recipe, Path(save_to) / "trainer", seed),
+        beta=loss.beta,
+        loss_type=[loss.loss_type],
+        max_length=recipe.max_length,
+        precompute_ref_log_probs=True,
+        per_device_eval_batch_size=recipe.batch_size,
+        dataset_num_proc=1,
+    )
+    kwargs: dict[str, Any] = dict(model=model, ref_model=None, args=args, train_dataset=pairs, eval_dataset=heldout,
+                                  processing_class=tokenizer)  # fmt: skip
+    if base_model is None:
+        trainer = DPOTrainer(**kwargs)
+    else:
+        trainer = MixedReferenceDPOTrainer(**kwargs, base_model=base_model, alpha=loss.reference_alpha)
+    result = trainer.train()
+    log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
+    # lists, not datasets' lazy Column objects: the statistics are saved as JSON
+    reference = {side: list(trainer.train_dataset[f"ref_{side}_logps"]) for side in ("chosen", "rejected")}
+    stats = _run_stats(trainer, result) | {"reference_logps": reference}
+    if heldout is not None:
+        scores = trainer.evaluate()
+        stats["heldout"] = {key.removeprefix("eval_"): value for key, value in scores.items()}
+    return _save(trainer, Path(save_to)) | stats
+
+
+def _run_stats(trainer: Any, result: Any) -> dict[str, Any]:
+    """Final loss, optimizer steps, and what was logged at every logging step (TRL's loss, rewards, log-probs)."""
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return {"train_loss": result.training_loss, "steps": result.global_step, "log_history": history}
+
+
+def engine_stats(trainer: Any) -> dict[str, Any]:
+    """What actually ran: whether DeepSpeed drove the step and with which ZeRO stage (recorded with each stage)."""
+    plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return {"deepspeed": trainer.is_deepspeed_enabled, "zero_stage": plugin.zero_stage if plugin else None}
+
+
+def _save(trainer: Any, directory: Path) -> dict[str, Any]:
+    """Save model and tokenizer (gathering ZeRO-3 shards), drop the Trainer's scratch space and the engine.
+
+    A ZeRO-3 Trainer also leaves a process-global DeepSpeed config behind, under which every later
+    `from_pretrained` in this process would build a partitioned (empty) model: it is unset here.
+    """
+    trainer.save_model(str(directory))
+    shutil.rmtree(directory / "trainer", ignore_errors=True)
+    stats = engine_stats(trainer)
+    trainer.accelerator.free_memory()
+    unset_hf_deepspeed_config()
+    return stats
+
+
+def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recipe: Recipe, *, engine: EngineConfig,
+                loading: Loading, seed: int, cache_dir: Path, loss: PreferenceLoss | None = None,
+                heldout: Sequence[Mapping[str, Any]] = (), base: str | None = None) -> Trained:  # fmt: skip
+    """Train from `start` on `rows` (`{prompt, response}` for SFT; `{prompt, chosen, rejected}` pairs with a
+    `loss`), cached by everything that makes the result: starting weights, data, recipe (with its step budget),
+    loss and reference, engine, seed. `label` names the stage directory (the method's kind)."""
+    # A mixture of the starting model and the base model is the starting model itself when the two are the same
+    # (iteration 0): alpha 0 then, so every reference choice shares that stage.
+    if loss is not None and start == base:
+        loss = dataclasses.replace(loss, reference_alpha=0.0)
+    mixing = loss is not None and loss.reference_alpha > 0
+    inputs = {
+        "kind": label,
+        "start": checkpoint_fingerprint(start),
+        "reference": {"alpha": loss.reference_alpha if loss else 0.0,
+                      "base": checkpoint_fingerprint(base) if mixing and base else None},
+        "loading": loading.spec(),
+        "data": content_hash(list(rows), list(heldout), length=16),
+        "recipe": dataclasses.asdict(recipe),
+        "loss": dataclasses.asdict(loss) if loss else None,
+        "engine": dataclasses.asdict(engine),
+        "seed": seed,
+    }  # fmt: skip
+
+    def build(tmp: Path) -> None:
+        log.info("training %s from %s: %d rows, %s steps", label, start, len(rows), recipe.max_steps)
+        model, tokenizer = load_checkpoint(start, loading)
+        if loss is None:
+            dataset = Dataset.from_list([conversation(r["prompt"], r["response"]) for r in rows])
+            stats = sft(model, tokenizer, dataset, engine, recipe, tmp / "model", seed)
+        else:
+            base_model = load_checkpoint(base, loading)[0] if mixing and base else None
+            held = preference_rows(heldout) if heldout else None
+            stats = preference(model, tokenizer, preference_rows(rows), engine, recipe, loss, tmp / "model", seed,
+                               heldout=held, base_model=base_model)  # fmt: skip
+        atomic_write_json(tmp / "train_stats.json", stats)
+
+    directory = run_stage(cache_dir, "train", inputs, build, label)
+    return Trained(str(directory / "model"), read_json(directory / "train_stats.json"))

@@ -1,0 +1,40 @@
+"""conf/generation: how the current model answers the SPIN prompts (the paper's y'), and the rows it returns.
+
+Light on purpose (no torch): spin_bench/config.py types and checks every section at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypedDict
+
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass
+
+from spin_bench.schema import STRICT, Fraction, Positive
+
+
+@dataclass(frozen=True, config=STRICT)
+class GenerationConfig:
+    name: str
+    backend: Literal["hf", "vllm"]  # vllm: GPUs only, `pip install '.[vllm]'`
+    max_new_tokens: Positive
+    temperature: Annotated[float, Field(ge=0)]  # 0: greedy (the official HF recipe); > 0 samples, with top_p
+    top_p: Annotated[float, Field(gt=0, le=1)]
+    batch_size: Positive
+    seed: int
+    prompt_format: str | None  # null: the model's chat template; or a string with {prompt}
+    progress_bar: bool
+    gpu_memory_utilization: Fraction = 0.9  # vllm only
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _has_prompt_slot(cls, value: str | None) -> str | None:
+        if value is not None and "{prompt}" not in value:
+            raise ValueError("must contain {prompt}, where the SPIN prompt goes")
+        return value
+
+
+class GenerationRow(TypedDict):
+    id: str
+    prompt: str
+    generated: str  # the model's answer, stripped

@@ -1,0 +1,102 @@
+"""The generation stage: the current model answers every SPIN prompt (the paper's y').
+
+Batched HF generation with the KV cache and left padding, prompts sorted by length so that each batch pads
+little (bucketing), seeded, with a progress bar; or vLLM on GPUs (imported only when chosen). The output is
+cached by (model weights, how they load, prompts, decoding config): an identical request, such as iteration 0
+of every arm of a beta sweep, is computed once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from spin_bench.data.rows import PromptRow
+from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.config import Loading
+from spin_bench.generation.config import GenerationConfig, GenerationRow
+from spin_bench.stages import checkpoint_fingerprint, content_hash, read_jsonl, run_stage, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def format_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, prompt_format: str | None) -> str:
+    """The text the model continues: its chat template with a generation prompt, or `prompt_format` (a string
+    with `{prompt}`, e.g. the official SPIN code's "### Instruction: {prompt}\\n\\n### Response: ")."""
+    if prompt_format is None:
+        messages = [{"role": "user", "content": prompt}]
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return prompt_format.format(prompt=prompt)
+
+
+def generate(checkpoint: str, prompts: Sequence[PromptRow], config: GenerationConfig, loading: Loading,
+             cache_dir: Path) -> list[GenerationRow]:  # fmt: skip
+    """One row per prompt row, in the order given."""
+    inputs = {
+        "checkpoint": checkpoint_fingerprint(checkpoint),
+        "loading": loading.spec(),
+        "prompts": content_hash([(p["id"], p["prompt"]) for p in prompts], length=16),
+        "decoding": dataclasses.asdict(config),
+    }
+
+    def build(tmp: Path) -> None:
+        backend = hf_generate if config.backend == "hf" else vllm_generate
+        log.info("generating %d answers with %s (%s backend)", len(prompts), checkpoint, config.backend)
+        texts = backend(checkpoint, [p["prompt"] for p in prompts], config, loading)
+        rows = [GenerationRow(id=p["id"], prompt=p["prompt"], generated=t) for p, t in zip(prompts, texts, strict=True)]
+        write_jsonl(tmp / "generations.jsonl", rows)
+
+    directory = run_stage(cache_dir, "generations", inputs, build)
+    return [GenerationRow(**row) for row in read_jsonl(directory / "generations.jsonl")]  # type: ignore[typeddict-item]
+
+
+def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, loading: Loading) -> list[str]:
+    model, tokenizer = load_checkpoint(checkpoint, loading)
+    model.eval()
+    texts = [format_prompt(tokenizer, p, config.prompt_format) for p in prompts]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # length buckets: little padding per batch
+    sample = config.temperature > 0
+    decoding = dict(max_new_tokens=config.max_new_tokens, do_sample=sample, pad_token_id=tokenizer.pad_token_id)
+    if sample:
+        decoding.update(temperature=config.temperature, top_p=config.top_p)
+    torch.manual_seed(config.seed)
+    out: list[str] = [""] * len(texts)
+    batches = range(0, len(order), config.batch_size)
+    for start in tqdm(batches, desc="generate", unit="batch", disable=not config.progress_bar):
+        index = order[start : start + config.batch_size]
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in index]}, return_tensors="pt")  # left padding
+        with torch.no_grad():
+            tokens = model.generate(**batch, **decoding)
+        replies = tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, reply in zip(index, replies, strict=True):
+            out[i] = reply.strip()
+    return out
+
+
+def vllm_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, loading: Loading) -> list[str]:
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as err:
+        raise ImportError(
+            "generation.backend=vllm needs vLLM, which runs on GPUs only: pip install '.[vllm]', or use generation=hf"
+        ) from err
+    llm = LLM(
+        model=checkpoint,
+        dtype=loading.dtype,
+        revision=loading.revision,
+        seed=config.seed,
+        trust_remote_code=loading.trust_remote_code,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+    )
+    tokenizer = llm.get_tokenizer()
+    texts = [format_prompt(tokenizer, p, config.prompt_format) for p in prompts]
+    params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_new_tokens,
+                            seed=config.seed)  # fmt: skip
+    return [result.outputs[0].text.strip() for result in llm.generate(texts, params)]

@@ -1,0 +1,33 @@
+"""The DPO baseline: rounds of DPO on the world's fixed preference pairs (`dpo_pairs`), each round's reference
+the model it starts from. Round 1 is the paper's DPO model; the rounds match SPIN's iterations step for step
+(the same budget on pairs that never change, where SPIN's come from the model itself)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from spin_bench.methods.base import (
+    Iteration,
+    IterationInputs,
+    PreferenceConfig,
+    Stages,
+    budgeted,
+    iteration,
+    split_heldout,
+)
+
+
+class Dpo:
+    config: ClassVar = PreferenceConfig
+    splits: ClassVar = ("spin_prompts", "dpo_pairs")
+
+    def iterate(self, config: PreferenceConfig, inputs: IterationInputs, stages: Stages) -> Iteration:
+        # the budget is SPIN's, counted on the SPIN prompts it would train on
+        real, _ = split_heldout(inputs.world.rows("spin_prompts"), config.heldout, config.prompts, "spin_prompts")
+        pairs, heldout = split_heldout(inputs.world.rows("dpo_pairs"), config.heldout, config.prompts, "dpo_pairs")
+        recipe = budgeted(config, inputs.t, len(real), inputs.processes)
+        trained = stages.train("dpo", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
+        return iteration(trained, {"steps_budget": recipe.max_steps, "pairs": len(pairs)})
+
+
+METHOD = Dpo()

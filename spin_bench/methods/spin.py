@@ -1,0 +1,90 @@
+"""SPIN (Chen et al., ICML 2024): one self-play iteration, top to bottom.
+
+At iteration t the current model p_t answers every SPIN prompt x with y' (the generation stage, cached). The
+pairs (chosen = the real answer y, rejected = y') of the last `history` iterations form the training set (the
+official recipe: h = 2, iterations t and t-1). p_{t+1} is trained from p_t with the DPO-style loss
+
+    -log sigmoid(beta * [(log p(y|x) - log p_ref(y|x)) - (log p(y'|x) - log p_ref(y'|x))])
+
+whose reference is p_t (`reference: previous`; or the base model, or alpha-SPIN's mixture of the two), for the
+step budget every method shares. The held-out prompts' pairs are scored after training: their reward accuracy
+is SPIN's convergence signal (`early_stop_below`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic.dataclasses import dataclass
+
+from spin_bench.data.rows import PromptRow
+from spin_bench.generation.config import GenerationRow
+from spin_bench.methods.base import (
+    Iteration,
+    IterationInputs,
+    PreferenceConfig,
+    Stages,
+    budgeted,
+    history_iterations,
+    iteration,
+    split_heldout,
+)
+from spin_bench.schema import STRICT, NonNegative
+
+
+@dataclass(frozen=True, config=STRICT)
+class SpinConfig(PreferenceConfig):
+    samples_logged: NonNegative  # per iteration, a W&B table of this many prompts with real and generated answers
+
+
+class Spin:
+    config: ClassVar = SpinConfig
+    splits: ClassVar = ("spin_prompts",)
+
+    def iterate(self, config: SpinConfig, inputs: IterationInputs, stages: Stages) -> Iteration:
+        t = inputs.t
+        real, heldout_real = split_heldout(inputs.world.rows("spin_prompts"), config.heldout, config.prompts,
+                                           "spin_prompts")  # fmt: skip
+        # p_s's answers for every iteration s in the history; earlier ones are cache hits of their own iteration
+        generations = {s: stages.generate(inputs.checkpoints[s], real + heldout_real)
+                       for s in history_iterations(t, config.history)}  # fmt: skip
+        pairs = spin_pairs(generations, real, t, config.history)
+        heldout = spin_pairs({t: generations[t]}, heldout_real, t, 1)
+        recipe = budgeted(config, t, len(real), inputs.processes)
+        trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
+        current = [p for p in pairs if p["iteration"] == t]
+        diagnostics = {
+            "steps_budget": recipe.max_steps,
+            "pairs": len(pairs),
+            "degenerate": sum(p["chosen"].strip() == p["rejected"].strip() for p in pairs),  # carry no signal
+            "generated_chars": _mean_length(p["rejected"] for p in current),
+            "real_chars": _mean_length(p["chosen"] for p in current),
+        }
+        return iteration(trained, diagnostics, current[: config.samples_logged])
+
+
+def spin_pairs(generations: Mapping[int, Sequence[GenerationRow]], real: Sequence[PromptRow], t: int,
+               history: int | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Pairs `{"id", "iteration", "prompt", "chosen", "rejected"}`: for each iteration of the history, one per row
+    of `real` (its answer against that iteration's generation for the same id; generations of other prompts, such
+    as held-out ones, are not paired). Degenerate pairs (generated == real) are kept, as in the paper."""
+    pairs = []
+    for s in history_iterations(t, history):
+        if s not in generations:
+            raise KeyError(f"iteration {t} trains on the generations of iteration {s}, which are missing")
+        generated = {row["id"]: row["generated"] for row in generations[s]}
+        for row in real:
+            if row["id"] not in generated:
+                raise KeyError(f"SPIN prompt {row['id']!r} has no generation at iteration {s}")
+            pairs.append({"id": row["id"], "iteration": s, "prompt": row["prompt"], "chosen": row["response"],
+                          "rejected": generated[row["id"]]})  # fmt: skip
+    return pairs
+
+
+def _mean_length(texts: Any) -> float:
+    lengths = [len(t) for t in texts]
+    return sum(lengths) / len(lengths) if lengths else 0.0
+
+
+METHOD = Spin()

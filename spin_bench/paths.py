@@ -1,0 +1,195 @@
+"""Where a run writes (conf/paths), which run it is, and where the libraries keep their caches.
+
+A study holds many runs: its arms (`method`), seeds, and the values of whatever an ablation varies (its *axes*:
+`method.beta`, `method.reference`, ...). Each run gets its own directory, named from those values
+(`runs/<study>/spin-beta=0.05-seed0`), so the jobs of a sweep never write into each other's results or W&B run.
+
+A run's axes are the keys listed in the config's `axes`, plus every key that the job's command line or sweeper
+sets (`spin-bench method=spin method.beta=0.05,0.1` makes two runs with no configuration). They are worked out
+from the composed config and the job's overrides, never written back into the config: `paths.run_dir` is the
+interpolation `${spin_bench.run_name:}`, resolved by Hydra when it makes the job's own output directory (so
+Hydra's files sit where the run's do, in RUN and MULTIRUN mode alike) and by `spin_bench.config` when it types
+the config. Both read the job's overrides from Hydra's runtime config (`hydra.overrides.task`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from pydantic import field_validator
+from pydantic.dataclasses import dataclass
+
+from spin_bench.schema import STRICT
+
+# Overrides that never name an axis: the run name carries method and seed already; the rest choose where and
+# how a run is written or launched (whole sections, for the last three), not what it computes.
+NOT_AXES = ("method", "seed", "study", "axes", "optimized_metric", "experiment", "hparams_search")
+NOT_AXES_SECTIONS = ("paths", "tracking", "hydra")
+_MISSING = object()
+
+
+@dataclass(frozen=True, config=STRICT)
+class Paths:
+    """conf/paths: everything the harness writes or caches stays under `root_dir` unless overridden."""
+
+    root_dir: Path
+    cache_dir: Path  # content-addressed stage outputs shared by every study, and the libraries' caches
+    study_dir: Path  # runs/<study>: its runs, report.md and figures
+    run_dir: Path  # runs/<study>/<run name>: results.jsonl, diagnostics.jsonl, run_info.json, wandb/
+
+    @field_validator("root_dir", "cache_dir", "study_dir", "run_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()  # relative paths are taken from the working directory
+
+
+_GIVEN_OVERRIDES: ContextVar[list[str] | None] = ContextVar("spin_bench_job_overrides", default=None)
+
+
+def job_overrides() -> list[str]:
+    """The overrides of the job whose config is being resolved: those given to `given_overrides`, else the
+    running Hydra job's (its command line and sweep values), else none (the compose API, library use)."""
+    given = _GIVEN_OVERRIDES.get()
+    if given is not None:
+        return given
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
+@contextmanager
+def given_overrides(overrides: list[str] | None) -> Iterator[None]:
+    """Resolve configs (`paths.run_dir`) as the job of these overrides would (None: as the running job)."""
+    token = _GIVEN_OVERRIDES.set(overrides)
+    try:
+        yield
+    finally:
+        _GIVEN_OVERRIDES.reset(token)
+
+
+def axis_keys(cfg: DictConfig) -> list[str]:
+    """The run's axes: `cfg.axes`, then every key the job's overrides set that is not among them."""
+    listed = [str(k) for k in cfg.axes]
+    return [*listed, *(k for k in axes_from_overrides(job_overrides()) if k not in listed)]
+
+
+def axes_from_overrides(overrides: list[str]) -> list[str]:
+    """The config keys a job's Hydra overrides set (`method.beta=0.05`; a group, `engine=zero3` -> `engine`; a
+    section given whole, `+method.by_iteration={3: {beta: 5.0}}`, -> its leaves, `method.by_iteration.3.beta`),
+    minus `NOT_AXES` and `NOT_AXES_SECTIONS`; deletions (`~key`) are skipped."""
+    keys = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        section = key.split("/")[0].split(".")[0]  # `hydra/launcher`, `tracking.mode`, `paths.root_dir`
+        if override.is_delete() or key in NOT_AXES or section in NOT_AXES_SECTIONS:
+            continue
+        if "." not in key and _is_group(key):
+            keys.append(key)  # its value is the option's `name`
+        elif not override.is_sweep_override() and isinstance(override.value(), dict):
+            keys += _leaves(key, override.value())
+        else:
+            keys.append(key)
+    return keys
+
+
+def _leaves(prefix: str, value: Any) -> list[str]:
+    if not isinstance(value, dict) or not value:
+        return [prefix]
+    return [leaf for k, v in value.items() for leaf in _leaves(f"{prefix}.{k}", v)]
+
+
+def _is_group(key: str) -> bool:
+    return resources.files("spin_bench.conf").joinpath(key).is_dir()
+
+
+def axis_values(cfg: DictConfig, keys: list[str]) -> dict[str, Any]:
+    """{axis key: value}: a scalar config value, or for a config section its `name` (`engine.name`)."""
+    values = {}
+    for key in keys:
+        value = _select(cfg, key)
+        if value is _MISSING:
+            raise KeyError(f"axes names {key!r}, which is not a key of the config")
+        if isinstance(value, DictConfig):
+            if "name" not in value:
+                raise KeyError(f"axes names {key!r}, a config section without a `name` to label runs by")
+            value = value.name
+        values[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+    return values
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """The value at a dotted key, whose parts may be integer keys (`method.by_iteration.3.beta`)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig):
+            return _MISSING
+        number = int(part) if part.lstrip("-").isdigit() else None
+        found = part if part in node else number if number is not None and number in node else None
+        if found is None:
+            return _MISSING
+        node = node[found]
+    return node
+
+
+def axis_labels(keys: list[str]) -> dict[str, str]:
+    """Short labels: the last part of each key (`method.beta` -> `beta`), the whole key where two would clash."""
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: leaf if leaves.count(leaf) == 1 else k for k, leaf in zip(keys, leaves, strict=True)}
+
+
+def format_value(value: Any) -> str:
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return text.replace("/", "_").replace(" ", "")
+
+
+def run_name(method: str, axes: dict[str, Any], seed: int) -> str:
+    """`<method>-<axis>=<value>-...-seed<seed>`, e.g. `spin-beta=0.05-seed0` (just `spin-seed0` without axes)."""
+    labels = axis_labels(list(axes))
+    return "-".join([method, *(f"{labels[k]}={format_value(v)}" for k, v in axes.items()), f"seed{seed}"])
+
+
+def _run_name_resolver(*, _root_: DictConfig) -> str:
+    return run_name(str(_root_.method.name), axis_values(_root_, axis_keys(_root_)), _root_.seed)
+
+
+def register_resolver() -> None:
+    """`${spin_bench.run_name:}` in conf/paths: the run directory's name."""
+    if not OmegaConf.has_resolver("spin_bench.run_name"):
+        OmegaConf.register_new_resolver("spin_bench.run_name", _run_name_resolver)
+
+
+def library_env(cache_dir: Path, offline: bool) -> dict[str, str]:
+    """Environment for the libraries, set before they are imported (they read it at import time): HF, DeepSpeed's
+    JIT-built ops, wandb, matplotlib and Jupyter cache under `cache_dir`, never in $HOME; with `offline` (nothing
+    to download), the HF libraries never try the network and wait on it."""
+    cache_dir = Path(cache_dir).resolve()
+    env = {
+        "HF_HOME": str(cache_dir / "hf"),
+        "TORCH_EXTENSIONS_DIR": str(cache_dir / "torch_extensions"),
+        "WANDB_CACHE_DIR": str(cache_dir / "wandb" / "cache"),
+        "WANDB_CONFIG_DIR": str(cache_dir / "wandb" / "config"),
+        "WANDB_DATA_DIR": str(cache_dir / "wandb" / "data"),
+        "MPLCONFIGDIR": str(cache_dir / "matplotlib"),
+        "JUPYTER_CONFIG_DIR": str(cache_dir / "jupyter" / "config"),
+        "JUPYTER_DATA_DIR": str(cache_dir / "jupyter" / "data"),
+        "IPYTHONDIR": str(cache_dir / "ipython"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if offline:
+        env |= dict.fromkeys(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"), "1")
+    return env
+
+
+def configure_environment(cache_dir: Path, offline: bool) -> None:
+    """Set `library_env` in this process; variables already set are kept."""
+    for key, value in library_env(cache_dir, offline).items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,142 @@
+"""The training engine on the smoke base model: DeepSpeed really drives the base stage and changes every
+parameter; the SPIN / DPO loss through TRL's DPOTrainer has the exact first-step losses, reference log-probs that
+are the starting model's own (or alpha-SPIN's mixture), a step that widens the real-vs-generated margin, and
+held-out pairs scored after training; every ZeRO preset trains (slow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from spin_bench.data.world import build_world
+from spin_bench.engine.config import PreferenceLoss, Recipe
+from spin_bench.engine.train import conversation, preference, preference_rows, sft
+from spin_bench.model.llama import build_tiny_llama
+from spin_bench.stages import read_json
+
+STEP = Recipe(epochs=1, max_steps=1, batch_size=8, learning_rate=1e-3, lr_scheduler="constant", warmup_ratio=0.0,
+              weight_decay=0.0, optimizer="adamw_torch", max_grad_norm=1.0, max_length=256)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(smoke):
+    config = smoke.config("method=dpo")
+    return config, smoke.rows()[0]["checkpoint"], build_world(config.data, config.paths.cache_dir).rows("dpo_pairs")[:8]
+
+
+SIGMOID = PreferenceLoss(0.1, "sigmoid")
+
+
+def train(setup, out, loss=SIGMOID, base_model=None, recipe=STEP, heldout=False):
+    """One preference stage from the smoke base model on its first 8 DPO pairs (the last 2 held out, `heldout`)."""
+    config, checkpoint, pairs = setup
+    engine = dataclasses.replace(config.engine, logging_steps=1)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
+    trained, held = (pairs[:6], preference_rows(pairs[6:])) if heldout else (pairs, None)
+    stats = preference(model, tokenizer, preference_rows(trained), engine, recipe, loss, out, 0, heldout=held,
+                       base_model=base_model)  # fmt: skip
+    return stats, tokenizer
+
+
+def response_logp(model, tokenizer, prompt: str, response: str) -> float:
+    """log p(response | prompt), summed over the response's tokens (eos included): computed independently of TRL."""
+    user = [{"role": "user", "content": prompt}]
+    prompt_text = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": response}], tokenize=False)
+    prompt_ids, full_ids = tokenizer(prompt_text)["input_ids"], tokenizer(full)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([full_ids])).logits[0, :-1].log_softmax(-1)
+    targets = torch.tensor(full_ids[1:])
+    return logits[torch.arange(len(targets)), targets][len(prompt_ids) - 1 :].sum().item()
+
+
+def test_the_base_stage_ran_deepspeed_and_changed_every_parameter(smoke):
+    config = smoke.config("method=spin")
+    checkpoint = Path(smoke.rows()[0]["checkpoint"])
+    stats = read_json(checkpoint.parent / "train_stats.json")
+    assert stats["deepspeed"] is True and stats["zero_stage"] == 2
+    trained = AutoModelForCausalLM.from_pretrained(checkpoint)
+    initial = build_tiny_llama(config.model.architecture, AutoTokenizer.from_pretrained(checkpoint), config.seed)
+    for (name, before), after in zip(initial.named_parameters(), trained.parameters(), strict=True):
+        assert not torch.equal(before, after), f"{name} did not change"
+
+
+@pytest.mark.parametrize(("loss_type", "expected"), [("sigmoid", math.log(2)), ("hinge", 1.0)])
+def test_first_step_loss_when_policy_equals_reference(setup, tmp_path, loss_type, expected):
+    stats, _ = train(setup, tmp_path, PreferenceLoss(0.1, loss_type))
+    assert stats["log_history"][0]["loss"] == pytest.approx(expected, abs=1e-4)
+    assert stats["deepspeed"] is True
+
+
+def test_reference_logps_are_the_starting_models(setup, tmp_path):
+    _, checkpoint, pairs = setup
+    stats, tokenizer = train(setup, tmp_path)
+    start = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    for side in ("chosen", "rejected"):
+        for i, p in enumerate(pairs):
+            expected = response_logp(start, tokenizer, p["prompt"], p[side])
+            assert stats["reference_logps"][side][i] == pytest.approx(expected, abs=1e-3)
+
+
+def test_one_step_widens_the_real_vs_generated_margin_and_changes_every_tensor(setup, tmp_path):
+    _, checkpoint, pairs = setup
+    _, tokenizer = train(setup, tmp_path)
+    before = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+
+    def margin(model):
+        return sum(response_logp(model, tokenizer, p["prompt"], p["chosen"])
+                   - response_logp(model, tokenizer, p["prompt"], p["rejected"]) for p in pairs)  # fmt: skip
+
+    assert margin(after) > margin(before)
+    assert all(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True))
+
+
+def test_the_mixture_reference_mixes_base_and_starting_model(setup, tmp_path):
+    """alpha-SPIN: the reference log-prob of every pair is alpha * log p_base + (1 - alpha) * log p_start."""
+    _, checkpoint, pairs = setup
+    plain, tokenizer = train(setup, tmp_path / "plain")
+    base = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    with torch.no_grad():  # a base model that differs from the starting model
+        for parameter in base.parameters():
+            parameter.mul_(0.8)
+    mixed, _ = train(setup, tmp_path / "mixed", PreferenceLoss(0.1, "sigmoid", 0.25), base_model=base)
+    for side in ("chosen", "rejected"):
+        for i, p in enumerate(pairs):
+            base_logp = response_logp(base, tokenizer, p["prompt"], p[side])
+            start_logp = plain["reference_logps"][side][i]
+            assert abs(base_logp - start_logp) > 0.5  # the two references really differ
+            assert mixed["reference_logps"][side][i] == pytest.approx(0.25 * base_logp + 0.75 * start_logp, abs=2e-3)
+
+
+def test_heldout_pairs_are_scored_after_training(setup, tmp_path):
+    stats, _ = train(setup, tmp_path, recipe=dataclasses.replace(STEP, max_steps=2, learning_rate=1e-2), heldout=True)
+    held = stats["heldout"]
+    assert 0.0 <= held["rewards/accuracies"] <= 1.0
+    # margins are rewards of chosen minus rewards of rejected, averaged over the held-out pairs
+    assert held["rewards/margins"] == pytest.approx(held["rewards/chosen"] - held["rewards/rejected"], abs=1e-5)
+    assert held["rewards/chosen"] != 0.0  # the trained policy moved away from the reference on unseen pairs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["zero0", "zero1", "zero2", "zero3", "zero3_offload"])
+def test_every_zero_preset_trains(smoke, tmp_path, preset):
+    checkpoint = smoke.rows()[0]["checkpoint"]
+    config = smoke.config(f"engine={preset}")
+    tokenizer, model = AutoTokenizer.from_pretrained(checkpoint), AutoModelForCausalLM.from_pretrained(checkpoint)
+    before = [p.detach().clone() for p in model.parameters()]
+    data = Dataset.from_list([conversation(f"Mia has {i} apples.", f"#### {i}") for i in range(64)])
+    recipe = dataclasses.replace(config.model.base_sft, max_steps=3)
+    stats = sft(model, tokenizer, data, config.engine, recipe, tmp_path / "out", 0)
+    assert stats["deepspeed"] and stats["zero_stage"] == int(preset[4]) and stats["steps"] == 3
+    assert torch.isfinite(torch.tensor(stats["train_loss"]))
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out")  # ZeRO-3 shards gathered on save
+    assert [p.shape for p in trained.parameters()] == [b.shape for b in before]
+    assert all(torch.isfinite(p).all() for p in trained.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, trained.parameters(), strict=True))

@@ -1,0 +1,170 @@
+"""The methods without training: the plug-in registry, per-iteration configs, the shared step budget, held-out
+rows, SPIN's pairs, and one iteration of each arm against stand-in stages that record what they are asked."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spin_bench.data.world import World
+from spin_bench.engine.config import PreferenceLoss, Recipe, Trained
+from spin_bench.methods import builtin_kinds, method_for
+from spin_bench.methods.base import IterationInputs, history_iterations, split_heldout, step_budget
+from spin_bench.methods.spin import spin_pairs
+from spin_bench.stages import write_jsonl
+from tests.conftest import make_config
+
+
+def method(tmp_path, *overrides):
+    return make_config(tmp_path, *overrides).method
+
+
+def test_the_registry_finds_each_builtin_arm_and_names_the_others():
+    assert builtin_kinds() == ["dpo", "sft", "spin"]
+    assert {kind: method_for(kind).splits for kind in builtin_kinds()} == {
+        "dpo": ("spin_prompts", "dpo_pairs"), "sft": ("spin_prompts",), "spin": ("spin_prompts",)}  # fmt: skip
+    with pytest.raises(LookupError, match="no module spin_bench.methods.ppo; the methods here are dpo, sft, spin"):
+        method_for("ppo")
+    with pytest.raises(LookupError, match="no module my_lab.arm"):
+        method_for("my_lab.arm")
+    with pytest.raises(LookupError, match="module json.decoder defines no METHOD"):
+        method_for("json.decoder")
+
+
+def test_by_iteration_overrides_only_its_iteration(tmp_path):
+    m = method(
+        tmp_path,
+        "method=spin",
+        "method.iterations=4",
+        "+method.by_iteration={3: {beta: 5.0, recipe: {learning_rate: 1e-7}}}",
+    )
+    assert [m.at(t).beta for t in range(4)] == [0.1, 0.1, 0.1, 5.0]
+    assert m.at(3).recipe.learning_rate == 1e-7 and m.at(2).recipe.learning_rate == m.recipe.learning_rate != 1e-7
+    assert m.at(3).recipe.batch_size == m.recipe.batch_size
+    command_line = method(tmp_path, "method=spin", "method.iterations=4", "+method.by_iteration.3.beta=5.0")
+    assert command_line.at(3).beta == 5.0  # a digit string key from the command line counts as the iteration
+
+
+def test_step_budget_follows_spins_history(tmp_path):
+    m = method(tmp_path, "method=sft", "method.recipe.batch_size=32", "method.recipe.epochs=2")
+    # 450 training prompts: iteration 0 trains on one iteration's pairs, later ones on two (history 2)
+    assert [step_budget(m, t, 450) for t in range(3)] == [2 * 15, 2 * 29, 2 * 29]
+    m = method(tmp_path, "method.history=null", "method=spin")
+    assert [step_budget(m, t, 64) for t in range(3)] == [2, 4, 6]
+    assert [step_budget(m, t, 64, processes=2) for t in range(3)] == [1, 2, 3]  # global batch 2 x 32
+
+
+@pytest.mark.parametrize(
+    ("overrides", "alpha"),
+    [((), 0.0), (("method.reference=base",), 1.0), (("method.reference=mixture", "method.alpha=0.3"), 0.3)],
+)
+def test_the_reference_weight_of_the_base_model(tmp_path, overrides, alpha):
+    assert method(tmp_path, "method=spin", *overrides).loss() == PreferenceLoss(0.1, "sigmoid", alpha)
+
+
+def test_heldout_rows_are_the_last_ones_and_stay_whatever_the_data_size():
+    rows = [{"id": i} for i in range(6)]
+    assert split_heldout(rows, 2, None, "x") == (rows[:4], rows[4:])
+    assert split_heldout(rows, 0, None, "x") == (rows, [])
+    assert split_heldout(rows, 2, 3, "x") == (rows[:3], rows[4:])
+    with pytest.raises(ValueError, match="method.heldout=6 leaves no training rows in x"):
+        split_heldout(rows, 6, None, "x")
+    with pytest.raises(ValueError, match="method.prompts=5: x has 4 training rows"):
+        split_heldout(rows, 2, 5, "x")
+
+
+@pytest.mark.parametrize(
+    ("iteration", "history", "expected"),
+    [(0, 1, [0]), (0, 2, [0]), (1, 2, [0, 1]), (3, 2, [2, 3]), (3, 1, [3]), (3, None, [0, 1, 2, 3]), (2, 5, [0, 1, 2])],
+)
+def test_history_iterations(iteration, history, expected):
+    assert history_iterations(iteration, history) == expected
+
+
+def test_pairs_mix_history_and_keep_degenerate_ones():
+    real = [{"id": "a", "prompt": "qa", "response": "ya"}, {"id": "b", "prompt": "qb", "response": "yb"}]
+    generations = {t: [{"id": "a", "prompt": "qa", "generated": f"a{t}"},
+                       {"id": "b", "prompt": "qb", "generated": "yb"}] for t in range(3)}  # fmt: skip
+    pairs = spin_pairs(generations, real, 2, 2)
+    assert [(p["iteration"], p["id"], p["chosen"], p["rejected"]) for p in pairs] == [
+        (1, "a", "ya", "a1"), (1, "b", "yb", "yb"), (2, "a", "ya", "a2"), (2, "b", "yb", "yb"),
+    ]  # fmt: skip
+
+
+def test_missing_generations_are_named():
+    with pytest.raises(KeyError, match="generations of iteration 0, which are missing"):
+        spin_pairs({1: []}, [], 1, 2)
+    with pytest.raises(KeyError, match="'b' has no generation at iteration 0"):
+        spin_pairs({0: [{"id": "a", "prompt": "qa", "generated": "g"}]}, [{"id": "b", "prompt": "qb", "response": "y"}],
+                   0, 1)  # fmt: skip
+
+
+@dataclasses.dataclass
+class RecordingStages:
+    """Stand-in stages: answers that say which checkpoint gave them, and a "training" that records its call."""
+
+    generated: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    trained: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def generate(self, checkpoint: str, prompts: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        self.generated.append((checkpoint, len(prompts)))
+        return [{"id": p["id"], "prompt": p["prompt"], "generated": f"{checkpoint} says"} for p in prompts]
+
+    def train(self, label: str, start: str, rows: Sequence[Mapping[str, Any]], recipe: Recipe,
+              loss: PreferenceLoss | None = None, heldout: Sequence[Mapping[str, Any]] = ()) -> Trained:  # fmt: skip
+        self.trained.append({"label": label, "start": start, "rows": list(rows), "recipe": recipe, "loss": loss,
+                             "heldout": list(heldout)})  # fmt: skip
+        stats = {"train_loss": 0.5, "steps": recipe.max_steps, "zero_stage": 2,
+                 "log_history": [{"loss": 0.5, "step": 1}], "heldout": {"rewards/accuracies": 0.75}}  # fmt: skip
+        return Trained(f"{start}+{label}", stats)
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    data = tmp_path / "world" / "data"
+    write_jsonl(
+        data / "spin_prompts.jsonl", [{"id": f"s{i}", "prompt": f"q{i}", "response": f"a{i}"} for i in range(10)]
+    )
+    write_jsonl(data / "dpo_pairs.jsonl", [{"id": f"d{i}", "prompt": f"p{i}", "chosen": "c", "rejected": "r"}
+                                           for i in range(10)])  # fmt: skip
+    return World(Path(tmp_path / "world"))
+
+
+ITERATION = ("method.heldout=2", "method.recipe.batch_size=4")  # 10 prompts: 8 trained on, 2 held out
+
+
+def test_a_spin_iteration_generates_with_every_model_of_its_history_and_trains_on_their_pairs(tmp_path, world):
+    config = method(tmp_path, "method=spin", *ITERATION)
+    stages = RecordingStages()
+    result = method_for("spin").iterate(config.at(1), IterationInputs(world, ("p0", "p1")), stages)
+    assert stages.generated == [("p0", 10), ("p1", 10)]  # every prompt, held-out ones too, by p_0 and p_1
+    (call,) = stages.trained
+    assert (call["label"], call["start"], call["loss"]) == ("spin", "p1", PreferenceLoss(0.1, "sigmoid", 0.0))
+    assert [(p["iteration"], p["rejected"]) for p in call["rows"]] == [(0, "p0 says")] * 8 + [(1, "p1 says")] * 8
+    assert [p["rejected"] for p in call["heldout"]] == ["p1 says"] * 2  # scored against the current model's answers
+    assert call["recipe"].max_steps == math.ceil(16 / 4)
+    assert (
+        result.checkpoint == "p1+spin" and result.diagnostics["pairs"] == 16 and result.diagnostics["degenerate"] == 0
+    )
+    assert result.diagnostics["heldout/rewards/accuracies"] == 0.75 and len(result.samples) == 8
+
+
+def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
+    budgets = {}
+    for kind in ("sft", "dpo"):
+        stages = RecordingStages()
+        config = method(tmp_path, f"method={kind}", *ITERATION)
+        method_for(kind).iterate(config.at(1), IterationInputs(world, ("p0", "p1")), stages)
+        (call,) = stages.trained
+        budgets[kind] = call["recipe"].max_steps
+        assert stages.generated == [] and call["start"] == "p1"
+        if kind == "sft":
+            assert call["loss"] is None and [r["response"] for r in call["rows"]] == [f"a{i}" for i in range(8)]
+        else:
+            assert call["loss"].beta == 0.1 and [r["id"] for r in call["heldout"]] == ["d8", "d9"]
+    assert budgets == {"sft": 4, "dpo": 4}  # SPIN's: 8 prompts x 2 iterations of history / batch 4

@@ -1,0 +1,77 @@
+"""Run identity and the environment: run directories named by the axes that the config lists and the job's
+overrides set, worked out without touching the composed config; library caches in the project."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from spin_bench.config import ConfigError
+from spin_bench.paths import axes_from_overrides, axis_labels, configure_environment, library_env, run_name
+from tests.conftest import make_cfg, make_config
+
+
+def test_run_name_carries_method_axes_and_seed(tmp_path):
+    assert make_config(tmp_path).paths.run_dir.name == "spin-seed0"
+    config = make_config(tmp_path, "method=dpo", "seed=2", "method.beta=0.5", "method.history=null", "engine=zero3")
+    assert config.axes == {"method.beta": 0.5, "method.history": None, "engine": "zero3"}
+    assert config.paths.run_dir == tmp_path / "runs" / "embedded" / "dpo-beta=0.5-history=null-engine=zero3-seed2"
+
+
+def test_listed_axes_name_the_run_without_an_override(tmp_path):
+    config = make_config(tmp_path, "axes=[method.recipe.learning_rate]")
+    assert config.paths.run_dir.name == "spin-learning_rate=1e-05-seed0"
+
+
+def test_axes_are_worked_out_without_mutating_the_composed_config(tmp_path):
+    cfg = make_cfg(tmp_path, "method.beta=0.05")
+    config = make_config(tmp_path, "method.beta=0.05")
+    assert list(cfg.axes) == [] and config.axes == {"method.beta": 0.05}
+    assert config.resolved["axes"] == []  # what run_info.json and W&B record as the config: as composed
+
+
+def test_a_whole_section_override_names_its_leaves():
+    assert axes_from_overrides(["+method.by_iteration={3: {beta: 5.0}}"]) == ["method.by_iteration.3.beta"]
+
+
+def test_clashing_labels_fall_back_to_the_whole_key():
+    assert axis_labels(["method.beta", "method.by_iteration.3.beta", "seed"]) == {
+        "method.beta": "method.beta", "method.by_iteration.3.beta": "method.by_iteration.3.beta", "seed": "seed",
+    }  # fmt: skip
+    assert run_name("spin", {"method.beta": 0.1, "method.by_iteration.3.beta": 5.0}, 0) == (
+        "spin-method.beta=0.1-method.by_iteration.3.beta=5.0-seed0"
+    )
+
+
+def test_overrides_that_only_choose_where_and_how_name_no_axis():
+    overrides = ["method=spin", "seed=1", "study=s", "experiment=smoke", "hparams_search=optuna", "paths.root_dir=/x",
+                 "tracking=none", "tracking.mode=online", "hydra/launcher=joblib", "hydra.verbose=true",
+                 "~method.alpha", "method.beta=0.05", "+method.by_iteration.2.beta=5.0", "engine=zero3"]  # fmt: skip
+    assert axes_from_overrides(overrides) == ["method.beta", "method.by_iteration.2.beta", "engine"]
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [("[method.betta]", "axes names 'method.betta', which is not a key"), ("[model.tokenizer]", "without a `name`")],
+)
+def test_bad_axes_are_named(tmp_path, axes, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(tmp_path, f"axes={axes}")
+
+
+def test_library_caches_stay_in_the_project_and_offline_only_when_nothing_needs_the_hub(tmp_path):
+    offline, online = library_env(tmp_path, offline=True), library_env(tmp_path, offline=False)
+    for key in ("HF_HOME", "TORCH_EXTENSIONS_DIR", "WANDB_CACHE_DIR", "MPLCONFIGDIR", "IPYTHONDIR"):
+        assert offline[key].startswith(str(tmp_path)), key
+    assert offline["HF_HUB_OFFLINE"] == offline["HF_DATASETS_OFFLINE"] == "1" and "HF_HUB_OFFLINE" not in online
+    assert (
+        not make_config(tmp_path).needs_hub() and make_config(tmp_path, "experiment=paper", "method=spin").needs_hub()
+    )
+
+
+def test_variables_already_set_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", "/somewhere/else")
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    configure_environment(tmp_path, offline=True)
+    assert os.environ["HF_HOME"] == "/somewhere/else" and os.environ["MPLCONFIGDIR"] == str(tmp_path / "matplotlib")

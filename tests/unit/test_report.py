@@ -1,0 +1,88 @@
+"""`spin-bench-report` and the study report on a small sweep's run directories (tests/synthetic.py): the report
+holds the table's numbers, the statistics sections and figures of what the runs have; bad input exits 2 with one
+line and writes nothing."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from spin_bench.analysis import load_results, score_table
+from spin_bench.analysis.plots import PANEL
+from spin_bench.cli.callbacks import StudyReport
+from spin_bench.cli.report import main
+from tests.synthetic import write_sweep
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory) -> Path:
+    return write_sweep(tmp_path_factory.mktemp("sweep"))
+
+
+def table_of(study: Path) -> str:
+    return score_table(load_results(study)).round(2).to_string()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG)
+    return struct.unpack(">II", data[16:24])  # the IHDR chunk: width, height
+
+
+def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp_path, capsys):
+    assert main([str(small_sweep / "methods"), "--out", str(tmp_path), "--html"]) == 0
+    report = (tmp_path / "report.md").read_text()
+    table = table_of(small_sweep / "methods")
+    assert report.startswith("# methods: scores in %\n") and f"```\n{table}\n```" in report
+    assert table in capsys.readouterr().out
+    assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
+    assert "Ablation" not in report and not list(tmp_path.glob("ablation_*"))  # no axis in this study
+    columns = len(score_table(load_results(small_sweep / "methods")).columns)
+    assert png_size((tmp_path / "scores.png").read_bytes()) == (round((PANEL * columns + 1.5) * 120), 420)
+    assert png_size((tmp_path / "diagnostics.png").read_bytes())[0] == round((PANEL * 4 + 1.5) * 120)
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("src='data:image/png;base64,") == 2 and "SPIN vs baselines" in html
+
+
+def test_report_of_an_ablation_has_a_section_and_figure_per_axis(small_sweep, tmp_path):
+    assert main([str(small_sweep / "beta"), "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Ablation: beta" in report and "![ablation_beta.png](ablation_beta.png)" in report
+    assert "SPIN vs baselines" not in report  # no baseline in this study
+    assert png_size((tmp_path / "ablation_beta.png").read_bytes())[1] == 420
+
+
+def test_study_report_callback_writes_into_the_study_and_prints_the_table(small_sweep, tmp_path, capsys):
+    study = tmp_path / "methods"
+    shutil.copytree(small_sweep / "methods", study, ignore=shutil.ignore_patterns("wandb"))
+    StudyReport.report(
+        OmegaConf.create(
+            {"study": "methods", "paths": {"study_dir": str(study), "cache_dir": str(tmp_path / ".cache")}}
+        )
+    )
+    printed = capsys.readouterr().out
+    assert "=== study methods" in printed and table_of(study) in printed
+    assert (study / "report.md").read_text().startswith("# methods: scores in %")
+    assert (study / "scores.png").read_bytes().startswith(PNG)
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for bad, message in [(tmp_path / "nope", "no such directory"), (tmp_path / "empty", "holds no results.jsonl")]:
+        assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(bad) in err and message in err
+    with pytest.raises(SystemExit) as exit_:  # several directories, no --out: argparse's usage error
+        main([str(tmp_path / "empty"), str(tmp_path / "nope")])
+    assert exit_.value.code == 2 and "--out is required" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    command = subprocess.run([sys.executable, "-m", "spin_bench.cli.report", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert command.returncode == 2 and command.stderr.startswith("spin-bench-report: error:")

@@ -1,0 +1,68 @@
+"""Sweeps, composed as the CLI composes them before launching (spin_bench/cli/preflight.py): every ablation
+overlay and W&B sweep file gives each of its jobs a checked config and a run directory of its own."""
+
+from __future__ import annotations
+
+import itertools
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from spin_bench.cli.preflight import preflight
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = resources.files("spin_bench.conf") / "experiment"
+ABLATIONS = sorted(p.name.removesuffix(".yaml") for p in EXPERIMENTS.iterdir()
+                   if p.name.endswith(".yaml") and p.name not in ("smoke.yaml", "paper.yaml"))  # fmt: skip
+WANDB_SWEEPS = sorted((CHECKOUT / "sweeps" / "wandb").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scale", ["embedded", "paper"])
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_each_ablation_gives_each_job_its_own_checked_run(tmp_path, monkeypatch, ablation, scale):
+    monkeypatch.setenv("SPIN_BENCH_ROOT", str(tmp_path))
+    experiment = f"experiment={ablation}" if scale == "embedded" else f"experiment=[paper,{ablation}]"
+    grid = yaml.safe_load(EXPERIMENTS.joinpath(f"{ablation}.yaml").read_text())["hydra"]["sweeper"]["params"]
+    jobs = preflight([experiment])
+    expected = 1
+    for value in grid.values():
+        expected *= len(str(value).split(",")) if isinstance(value, str) else 1
+    assert len(jobs) == expected >= 3
+    assert len({job.paths.run_dir for job in jobs}) == len(jobs)  # no two jobs share results.jsonl or a W&B run
+    assert len({job.paths.study_dir for job in jobs}) == 1
+    assert jobs[0].study.startswith("arithmetic-" if scale == "embedded" else "ultrachat-")
+    swept = [key for key in grid if key not in ("method", "seed")]
+    for job in jobs:
+        assert set(job.axes) == set(swept)  # the swept keys name the runs
+        assert all(OmegaConf.select(OmegaConf.create(job.resolved), k) == v for k, v in job.axes.items())
+
+
+def test_the_iteration_sweep_reaches_five_iterations(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIN_BENCH_ROOT", str(tmp_path))
+    jobs = preflight(["experiment=ablate_iterations"])
+    assert sorted({job.method.iterations for job in jobs}) == [1, 2, 3, 4, 5]
+    assert {job.method.name for job in jobs} == {"spin", "sft", "dpo"}
+
+
+@pytest.mark.parametrize("path", WANDB_SWEEPS, ids=lambda p: p.stem)
+def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, monkeypatch, path):
+    """What `wandb agent` runs: the command with `${args_no_hyphens}` replaced by `key=value` for each parameter,
+    in RUN mode: one checked job each, and grid runs that never collide."""
+    monkeypatch.setenv("SPIN_BENCH_ROOT", str(tmp_path))
+    sweep = yaml.safe_load(path.read_text())
+    command = sweep["command"]
+    assert command[:3] == ["${env}", "${interpreter}", "${program}"] and command[-1] == "${args_no_hyphens}"
+    assert "hydra.mode=RUN" in command and (CHECKOUT / sweep["program"]).is_file()
+    assert sweep["metric"]["name"] == "eval/average"  # logged by spin_bench.tracking at every iteration
+    grid = [[(k, v) for v in (p["values"] if "values" in p else [p["min"], p["max"]])]
+            for k, p in sweep["parameters"].items()]  # fmt: skip
+    run_dirs = set()
+    for combination in itertools.product(*grid):
+        (job,) = preflight([*command[3:-1], *(f"{k}={v}" for k, v in combination)])
+        resolved = OmegaConf.create(job.resolved)
+        assert [OmegaConf.select(resolved, k) for k, _ in combination] == pytest.approx([v for _, v in combination])
+        run_dirs.add(job.paths.run_dir)
+    assert len(run_dirs) == len(list(itertools.product(*grid)))
