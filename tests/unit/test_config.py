@@ -13,11 +13,11 @@ from importlib import resources
 import pytest
 from omegaconf import OmegaConf
 
-from spin_bench.data.config import EmbeddedData, HubData
+from spin_bench.data.config import HubData
 from spin_bench.engine.config import OPTIMIZERS, SCHEDULERS
 from spin_bench.methods.base import PreferenceConfig
 from spin_bench.model.config import PretrainedModel
-from tests.conftest import CHECKOUT, make_cfg, make_config, spin_bench
+from tests.conftest import CHECKOUT, make_config, spin_bench
 
 CONF = resources.files("spin_bench.conf")
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
@@ -69,21 +69,6 @@ def test_the_paper_overlay_selects_every_paper_scale_section(tmp_path):
     assert schedule == [(5e-7, 0.1), (5e-7, 0.1), (1e-7, 0.1), (1e-7, 5.0)]
 
 
-def test_the_suites_name_their_headline_metrics(tmp_path):
-    embedded = make_config(tmp_path).evaluation
-    assert embedded.headline == ["arith_gen/exact_match,strict-match", "arith_gen_hard/exact_match,strict-match",
-                                 "arith_mc/acc,none", "arith_mc/acc_norm,none"]  # fmt: skip
-    paper = make_config(tmp_path, "experiment=paper", "method=spin").evaluation
-    assert paper.headline == ["arc_challenge/acc_norm,none", "hellaswag/acc_norm,none", "truthfulqa_mc2/acc,none",
-                              "mmlu/acc,none", "winogrande/acc,none", "gsm8k/exact_match,strict-match"]  # fmt: skip
-
-
-def test_the_default_is_the_embedded_world_offline(tmp_path):
-    config = make_config(tmp_path)
-    assert isinstance(config.data, EmbeddedData) and not config.needs_hub()
-    assert config.model.trust_remote_code is False and config.tracking.mode == "offline"
-
-
 def test_each_method_gets_its_own_config_class(tmp_path):
     spin, sft = make_config(tmp_path, "method=spin").method, make_config(tmp_path, "method=sft").method
     assert type(spin).__name__ == "SpinConfig" and type(sft).__name__ == "IterationConfig"
@@ -117,12 +102,6 @@ def test_help_lists_the_groups_and_only_real_options(tmp_path):
     assert groups["engine"] == "zero0, zero1, zero2, zero3, zero3_offload"
     assert {"data", "model", "evaluation", "generation", "tracking"} <= set(groups)
     assert "method_iterations" not in out.stdout
-
-
-def test_the_shared_method_keys_are_not_an_option(tmp_path):
-    options = {o for g, o in GROUP_OPTIONS if g == "method"}
-    assert options == {"spin", "sft", "dpo"}
-    assert make_cfg(tmp_path, "method=sft").method.iterations == 3  # the shared keys reach every method
 
 
 def test_a_plain_install_ships_the_config_tree_and_the_task_files(tmp_path):

@@ -20,8 +20,12 @@ ABLATIONS = sorted(p.name.removesuffix(".yaml") for p in EXPERIMENTS.iterdir()
 WANDB_SWEEPS = sorted((CHECKOUT / "sweeps" / "wandb").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("scale", ["embedded", "paper"])
-@pytest.mark.parametrize("ablation", ABLATIONS)
+# Every overlay at the embedded scale; with the paper overlay, those that change T (its recipe schedules by
+# iteration, and a run of fewer iterations must still compose).
+SCALES = [(a, "embedded") for a in ABLATIONS] + [(a, "paper") for a in ("ablate_iterations", "ablate_history")]
+
+
+@pytest.mark.parametrize(("ablation", "scale"), SCALES)
 def test_each_ablation_gives_each_job_its_own_checked_run(tmp_path, monkeypatch, ablation, scale):
     monkeypatch.setenv("SPIN_BENCH_ROOT", str(tmp_path))
     experiment = f"experiment={ablation}" if scale == "embedded" else f"experiment=[paper,{ablation}]"
@@ -40,13 +44,6 @@ def test_each_ablation_gives_each_job_its_own_checked_run(tmp_path, monkeypatch,
         assert all(OmegaConf.select(OmegaConf.create(job.resolved), k) == v for k, v in job.axes.items())
 
 
-def test_the_iteration_sweep_reaches_five_iterations(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIN_BENCH_ROOT", str(tmp_path))
-    jobs = preflight(["experiment=ablate_iterations"])
-    assert sorted({job.method.iterations for job in jobs}) == [1, 2, 3, 4, 5]
-    assert {job.method.name for job in jobs} == {"spin", "sft", "dpo"}
-
-
 @pytest.mark.parametrize("path", WANDB_SWEEPS, ids=lambda p: p.stem)
 def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, monkeypatch, path):
     """What `wandb agent` runs: the command with `${args_no_hyphens}` replaced by `key=value` for each parameter,
@@ -57,7 +54,8 @@ def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, monkeyp
     assert command[:3] == ["${env}", "${interpreter}", "${program}"] and command[-1] == "${args_no_hyphens}"
     assert "hydra.mode=RUN" in command and (CHECKOUT / sweep["program"]).is_file()
     assert sweep["metric"]["name"] == "eval/average"  # logged by spin_bench.tracking at every iteration
-    grid = [[(k, v) for v in (p["values"] if "values" in p else [p["min"], p["max"]])]
+    # each parameter's values (a distribution's ends), the first three of a long list: enough to tell runs apart
+    grid = [[(k, v) for v in (p["values"][:3] if "values" in p else [p["min"], p["max"]])]
             for k, p in sweep["parameters"].items()]  # fmt: skip
     run_dirs = set()
     for combination in itertools.product(*grid):
