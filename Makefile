@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup study test test-unit test-integration test-slow lint format bench bench-shared notebooks
+.PHONY: setup study test test-unit test-integration test-slow lint format bench bench-shared bench-fresh notebooks
 
 setup:
 	@scripts/setup
@@ -50,3 +50,7 @@ bench: setup
 ## A sweep's wall time against its jobs run one by one from scratch (docs/benchmarks.md)
 bench-shared: setup
 	$(BIN)/python bench/shared_work.py $(ARGS)
+
+## `make test` on fresh clones with empty package caches, as CI runs it (docs/benchmarks.md)
+bench-fresh: setup
+	$(BIN)/python bench/fresh_clone.py $(ARGS)

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def timed(command: list[str], env: dict[str, str], log: Path | None) -> float:
+def timed(command: list[str], env: dict[str, str], log: Path | None, cwd: Path = ROOT) -> float:
     start = time.perf_counter()
     with open(log, "w") if log else open(os.devnull, "w") as out:
-        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run(command, cwd=cwd, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
 
 
