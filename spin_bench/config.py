@@ -12,15 +12,14 @@ the key, the value given and what is allowed, and all of them are reported toget
 - `check_inputs`: what is on disk (a local checkpoint, a local dataset file, read line by line; an existing run
   directory made with another config; vLLM when chosen).
 
-The CLI (spin_bench/cli/app.py) runs all of it for every job of a command before Hydra launches any; each job
-runs it again when it starts.
+The CLI runs all of it for every job of a command before Hydra launches any (spin_bench/cli/preflight.py); each
+job runs it again when it starts (spin_bench/cli/app.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -33,14 +32,14 @@ from pydantic.dataclasses import dataclass
 from spin_bench.data.config import DATA_SOURCES, DataConfig, EmbeddedData, HubData
 from spin_bench.data.rows import check_local
 from spin_bench.engine.config import EngineConfig, check_checkpoint
-from spin_bench.evaluation.config import EvaluationConfig
+from spin_bench.evaluation.config import EvaluationConfig, metric_problem
 from spin_bench.generation.config import GenerationConfig
 from spin_bench.methods import method_for
 from spin_bench.methods.base import IterationConfig, Method, split_problem
 from spin_bench.model.config import MODEL_SOURCES, ModelConfig, PretrainedModel, ScratchModel
-from spin_bench.paths import Paths, axis_keys, axis_values, given_overrides
+from spin_bench.paths import Paths, axis_keys, axis_values, given_overrides, show_value
 from spin_bench.results import run_dir_conflict
-from spin_bench.schema import STRICT
+from spin_bench.schema import STRICT, Integer
 from spin_bench.stages import LAYOUT
 from spin_bench.tracking import TrackingConfig
 
@@ -58,7 +57,7 @@ class Study:
     """The top-level keys of conf/config.yaml."""
 
     study: typing.Annotated[str, Field(min_length=1, pattern=r"^[^/\s]+$")]  # names a directory: no '/' or spaces
-    seed: int
+    seed: Integer
     axes: list[str]
     optimized_metric: str
 
@@ -140,11 +139,10 @@ def cross_checks(config: RunConfig) -> list[str]:
     if isinstance(config.model, ScratchModel) and not embedded:
         errors.append(f"model={config.model.name}: a model built from scratch is SFT'd on the embedded world's "
                       f"sft_train split, and data={config.data.name} has none; use a pretrained model")  # fmt: skip
-    metric = config.optimized_metric
-    tasks = config.evaluation.tasks
-    if metric != "average" and metric.partition("/")[0] not in tasks:
-        errors.append(f"optimized_metric={metric}: must be `average` or <task>/<metric> with a task of "
-                      f"evaluation.tasks ({', '.join(tasks)}), e.g. {config.evaluation.headline[0]}")  # fmt: skip
+    metric, evaluation = config.optimized_metric, config.evaluation
+    problem = None if metric == "average" else metric_problem(metric, evaluation.tasks, evaluation.suite)
+    if problem:
+        errors.append(f"optimized_metric={metric}: must be `average` or a metric of the suite: {problem}")
     recipes = {"method.recipe": config.method.recipe}
     for t in config.method.by_iteration:
         if config.method.at(t).recipe != config.method.recipe:
@@ -199,7 +197,7 @@ def check_inputs(config: RunConfig) -> None:
 
 def _typed(cls: type, values: Any, section: str, errors: list[str]) -> Any:
     if not isinstance(values, Mapping):
-        errors.append(f"{section or 'config'}: missing, or not a section of keys ({_show(values)})")
+        errors.append(f"{section or 'config'}: missing, or not a section of keys ({show_value(values)})")
         return None
     try:
         return TypeAdapter(cls).validate_python(dict(values))
@@ -212,7 +210,7 @@ def _typed_source(classes: Mapping[str, type], values: Any, section: str, errors
     """A section whose `source` key picks its class (data, model)."""
     source = values.get("source") if isinstance(values, Mapping) else None
     if source not in classes:
-        errors.append(f"{section}.source={_show(source)}: must be one of {', '.join(map(repr, classes))}")
+        errors.append(f"{section}.source={show_value(source)}: must be one of {', '.join(map(repr, classes))}")
         return None
     return _typed(classes[str(source)], values, section, errors)
 
@@ -223,7 +221,7 @@ def _typed_method(values: Any, errors: list[str]) -> IterationConfig | None:
     try:
         cls = method_for(str(kind)).config
     except LookupError as err:
-        errors.append(f"method.kind={_show(kind)}: {err}")
+        errors.append(f"method.kind={show_value(kind)}: {err}")
         return None
     config = _typed(cls, values, "method", errors)
     if config is None:
@@ -242,12 +240,12 @@ def _pydantic_line(cls: type, section: str, error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "unexpected_keyword_argument":
         parent = ".".join(filter(None, [section, *loc[:-1]])) or "the config"
-        return f"{key}={_show(error.get('input'))}: unknown key; {parent} has {', '.join(_fields(cls, loc[:-1]))}"
+        return f"{key}={show_value(error.get('input'))}: unknown key; {parent} has {', '.join(_fields(cls, loc[:-1]))}"
     if error["type"] == "missing_argument":
         return f"{key}: missing; the config must set it"
     if error["type"] == "value_error" and isinstance(error.get("input"), Mapping):
         return f"{key}: {message}"  # a check across the section's keys: the message names their values
-    return f"{key}={_show(error.get('input'))}: {message}"
+    return f"{key}={show_value(error.get('input'))}: {message}"
 
 
 def _fields(cls: Any, loc: list[str]) -> list[str]:
@@ -267,14 +265,3 @@ def _omegaconf_line(err: BaseException) -> str:
     text = str(err.args[0] if isinstance(err, KeyError) and err.args else err).splitlines()[0]
     key = getattr(err, "full_key", None)
     return f"{key}: {text}" if key else text
-
-
-def _show(value: Any) -> str:
-    """A value as one would write it on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str, separators=(",", ":"))

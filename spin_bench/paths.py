@@ -102,7 +102,9 @@ def axes_from_overrides(overrides: list[str]) -> list[str]:
 
 
 def _leaves(prefix: str, value: Any) -> list[str]:
-    if not isinstance(value, dict) or not value:
+    """The keys a section given whole sets; an empty one sets none (Hydra merges a section override into the
+    section: `method.by_iteration={}` leaves it as it was)."""
+    if not isinstance(value, dict):
         return [prefix]
     return [leaf for k, v in value.items() for leaf in _leaves(f"{prefix}.{k}", v)]
 
@@ -118,11 +120,13 @@ def axis_values(cfg: DictConfig, keys: list[str]) -> dict[str, Any]:
         value = _select(cfg, key)
         if value is _MISSING:
             raise KeyError(f"axes names {key!r}, which is not a key of the config")
-        if isinstance(value, DictConfig):
-            if "name" not in value:
-                raise KeyError(f"axes names {key!r}, a config section without a `name` to label runs by")
-            value = value.name
-        values[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+        if isinstance(value, DictConfig) and "name" in value:
+            value = value.name  # a config group's option
+        elif isinstance(value, DictConfig):
+            raise KeyError(f"axes names {key!r}, a config section without a `name` to label runs by")
+        values[key] = (
+            OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+        )
     return values
 
 
@@ -146,9 +150,20 @@ def axis_labels(keys: list[str]) -> dict[str, str]:
     return {k: leaf if leaves.count(leaf) == 1 else k for k, leaf in zip(keys, leaves, strict=True)}
 
 
+def show_value(value: Any) -> str:
+    """A value as the command line spells it: `null`, `true`, `0.05`, `a/b`, `[1,2]`, `{}`."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(show_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{show_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def format_value(value: Any) -> str:
-    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    return text.replace("/", "_").replace(" ", "")
+    """A value as a run directory's name spells it: the command line's spelling, without '/' or spaces."""
+    return show_value(value).replace("/", "_").replace(" ", "")
 
 
 def run_name(method: str, axes: dict[str, Any], seed: int) -> str:
@@ -165,6 +180,12 @@ def register_resolver() -> None:
     """`${spin_bench.run_name:}` in conf/paths: the run directory's name."""
     if not OmegaConf.has_resolver("spin_bench.run_name"):
         OmegaConf.register_new_resolver("spin_bench.run_name", _run_name_resolver)
+
+
+def is_local_path(path: str | Path) -> bool:
+    """A path that names something local (absolute, relative with '.' or '~', or existing); anything else a
+    dataset or checkpoint names is a hub id."""
+    return str(path).startswith(("/", ".", "~")) or Path(path).exists()
 
 
 def library_env(cache_dir: Path, offline: bool) -> dict[str, str]:

@@ -38,6 +38,7 @@ from spin_bench.results import (
     git_commit,
     metric_key,
     results_store,
+    set_aside_older_layout,
     versions,
     write_run_info,
 )
@@ -78,6 +79,9 @@ def run(config: RunConfig) -> RunResult:
     """Run (or resume) one run of a study into `config.paths.run_dir`."""
     check_inputs(config)
     run_dir, cache_dir, loading = config.paths.run_dir, config.paths.cache_dir, config.model.loading
+    aside = set_aside_older_layout(run_dir)
+    if aside:
+        log.warning("%s was written by an older layout of spin-bench: its files moved to %s", run_dir, aside)
     info = {"layout": LAYOUT, "versions": versions(), "git_commit": git_commit(CHECKOUT), "axes": config.axes,
             "config": config.resolved}  # fmt: skip
     write_run_info(run_dir, info)

@@ -13,6 +13,7 @@ and the score a sweeper optimises: the unweighted mean of the eval suite's headl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -154,15 +155,16 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: s
 
 def run_dir_conflict(run_dir: Path, config: Mapping[str, Any], layout: int) -> str | None:
     """Why `config` may not run into `run_dir`, or None: a run directory holds one config's results. A directory
-    written by an older layout of the harness (other config names) is taken over: its rows are replaced as the
-    run proceeds."""
+    written by an older layout of the harness (other config names) is taken over (`set_aside_older_layout`)."""
     path = Path(run_dir) / RUN_INFO
     if not path.is_file():
         return None
     info = read_json(path)
     if info.get("layout") != layout or "config" not in info:
         return None
-    differing = config_differences(_compared(info["config"]), _compared(config))
+    # as run_info.json holds it: through JSON, where integer keys (`by_iteration: {2: ...}`) become strings
+    written = json.loads(json.dumps(config, default=str))
+    differing = config_differences(_compared(info["config"]), _compared(written))
     if not differing:
         return None
     shown = ", ".join(differing[:5]) + (" ..." if len(differing) > 5 else "")
@@ -174,6 +176,22 @@ def run_dir_conflict(run_dir: Path, config: Mapping[str, Any], layout: int) -> s
 
 def _compared(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in UNCOMPARED}
+
+
+def set_aside_older_layout(run_dir: Path) -> Path | None:
+    """A run directory written by an older layout of the harness (run_info.json without `layout`) is taken over:
+    its results.jsonl, diagnostics.jsonl and run_info.json move to `<run_dir>/layout1/`, so that the new run's
+    files hold only its own rows (an older run of more iterations would otherwise leave its later rows behind).
+    Returns where they went, or None when there was nothing to move."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file() or "layout" in read_json(path):
+        return None
+    aside = Path(run_dir) / "layout1"
+    aside.mkdir(exist_ok=True)
+    for name in (RUN_INFO, "results.jsonl", "diagnostics.jsonl"):
+        if (Path(run_dir) / name).is_file():
+            os.replace(Path(run_dir) / name, aside / name)
+    return aside
 
 
 def write_run_info(run_dir: Path, info: Mapping[str, Any]) -> None:

@@ -1,17 +1,26 @@
-"""What every typed config section shares: pydantic's settings and the constrained numbers.
+"""What every typed config section shares: pydantic's settings and the strictly typed numbers and flags.
 
 Each stage's section is a frozen pydantic dataclass (TRL's config-per-trainer pattern, with pydantic doing the
 type and range checks that TRL's configs do by hand in `__post_init__`): spin_bench/config.py builds them from
 the composed Hydra config and turns every error into one line naming the key, the value and what is allowed.
+
+Numbers and flags are strict: `true` is not the integer 1, `1.5` not a whole number, `1` not a flag (Hydra has
+already parsed the command line into those types, so nothing a user means is refused). Text is lenient the other
+way: a number given where text is wanted is that text (`study=2024`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, Strict
 
-STRICT = ConfigDict(extra="forbid")  # an unknown key is an error naming it, never silently ignored
-Positive = Annotated[int, Field(ge=1)]
-NonNegative = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # an unknown key is an error naming it
+Integer = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]  # an integer is a number too
+Flag = Annotated[bool, Strict()]
+Positive = Annotated[int, Strict(), Field(ge=1)]
+NonNegative = Annotated[int, Strict(), Field(ge=0)]
+PositiveNumber = Annotated[float, Strict(), Field(gt=0)]
+NonNegativeNumber = Annotated[float, Strict(), Field(ge=0)]
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]

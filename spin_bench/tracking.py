@@ -15,14 +15,14 @@ import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from spin_bench.results import MetricRow
-from spin_bench.schema import STRICT
+from spin_bench.schema import STRICT, PositiveNumber
 from spin_bench.stages import content_hash
 
 
@@ -33,7 +33,7 @@ class TrackingConfig:
     project: str = "spin-bench"
     entity: str | None = None
     tags: list[str] = Field(default_factory=list)
-    timeout_s: Annotated[float, Field(gt=0)] = 15.0  # how long an online run waits for the server
+    timeout_s: PositiveNumber = 15.0  # how long an online run waits for the server
 
 
 def _wandb_has_credentials() -> bool:

@@ -70,7 +70,8 @@ def preflight(overrides: list[str], multirun: bool = False, config_name: str = "
 def _tagged(per_job: dict[str, list[str]], jobs: int) -> list[str]:
     """The lines of the `jobs` composed jobs, each once: a line every job has as it is, one that only some jobs
     have after the overrides of the job it belongs to (`[method=sft seed=1] ...`)."""
-    everywhere = set.intersection(*(set(lines) for lines in per_job.values())) if len(per_job) == jobs else set()
+    agree = per_job and len(per_job) == jobs
+    everywhere = set.intersection(*(set(lines) for lines in per_job.values())) if agree else set()
     return [line if line in everywhere or jobs == 1 else f"[{job}] {line}"
             for job, lines in per_job.items() for line in lines]  # fmt: skip
 
@@ -134,8 +135,12 @@ def _failed_jobs(failed: dict[tuple[str, ...], Exception], composed: list[list[s
     for job, err in failed.items():
         key = getattr(err.__cause__, "full_key", None)
         given = next((o for o in overrides if key and o.lstrip("+").split("=")[0] == key), None)
-        if key and given and key.startswith("method.") and methods_ok:
-            without = sorted({_method(j) for j, e in failed.items() if getattr(e.__cause__, "full_key", None) == key})
+        without = sorted({_method(j) for j, e in failed.items() if getattr(e.__cause__, "full_key", None) == key})
+        if key and given and key.startswith("method.") and not methods_ok and len(without) > 1:
+            arms = ", ".join(without)
+            lines.append(f"{given}: {key.split('.', 1)[1]!r} is not a key of any arm of this study ({arms}); "
+                         "`spin-bench --cfg job method=<arm>` shows an arm's keys")  # fmt: skip
+        elif key and given and key.startswith("method.") and methods_ok:
             lines.append(
                 f"{given}: the {', '.join(without)} arm{'s' if len(without) > 1 else ''} of this study "
                 f"{'have' if len(without) > 1 else 'has'} no key {key.split('.', 1)[1]!r} ({', '.join(methods_ok)} "

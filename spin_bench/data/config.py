@@ -1,5 +1,5 @@
 """conf/data: which world a study runs in. `source: embedded` generates the arithmetic world on the spot;
-`source: hub` reads hub datasets, local directories laid out as on the hub, or local .jsonl/.json/.parquet files.
+`source: hub` reads hub datasets, local directories laid out as on the hub, or local .jsonl/.parquet files.
 
 Light on purpose (no datasets, no torch): spin_bench/config.py types and checks every section at start-up.
 """
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT, Positive
+from spin_bench.schema import STRICT, Flag, Integer, Positive
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -22,7 +22,7 @@ class Difficulty:
     max_steps: Positive
     max_start: Positive  # first number in 1..max_start
     max_operand: Positive  # added / subtracted numbers in 1..max_operand
-    multiply: bool  # "doubles"/"triples" steps (only while the value is <= 10)
+    multiply: Flag  # "doubles"/"triples" steps (only while the value is <= 10)
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> Difficulty:
@@ -46,7 +46,7 @@ class Splits:
 class EmbeddedData:
     source: Literal["embedded"]
     name: str
-    seed: int
+    seed: Integer
     difficulty: Difficulty  # sft_train, spin_prompts, dpo_pairs and test
     hard_difficulty: Difficulty  # test_hard: more steps than training shows
     splits: Splits
@@ -59,7 +59,8 @@ class EmbeddedData:
 @dataclass(frozen=True, config=STRICT)
 class DatasetSource:
     """A dataset `datasets.load_dataset` reads: a hub id (with the world's `revision`), a local directory laid
-    out as on the hub, or a local .jsonl/.json/.parquet file; its `split`; its first `limit` rows (null: all)."""
+    out as on the hub, or a local .jsonl/.parquet file; its `split` (not used by a file); its first `limit` rows
+    (null: all)."""
 
     path: Annotated[str, Field(min_length=1)]
     split: str

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spin_bench.data.config import DatasetSource, HubData
-from spin_bench.data.rows import COLUMNS, Schema, is_local, local_rows, normalise
+from spin_bench.data.rows import COLUMNS, Schema, local_rows, normalise
+from spin_bench.paths import is_local_path
 from spin_bench.stages import write_jsonl
 
 VERSION = "hub-v2"  # v2: local .jsonl/.parquet files read with line-numbered checks
@@ -31,7 +32,7 @@ def build(data: HubData, out: Path) -> None:
 def _rows(schema: Schema, source: DatasetSource, revision: str | None) -> Iterator[tuple[int, Mapping[str, Any], str]]:
     """(index, row, where) for the first `source.limit` rows of a local file, or of what `datasets` loads."""
     local = Path(source.path).expanduser()
-    if is_local(source.path) and local.is_file():
+    if is_local_path(source.path) and local.is_file():
         yield from islice(local_rows(local), source.limit)
         return
     from datasets import load_dataset  # heavy: only for hub ids and hub-layout directories

@@ -19,6 +19,8 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
+from spin_bench.paths import is_local_path
+
 
 class PromptRow(TypedDict):
     id: str
@@ -66,12 +68,6 @@ def _assistant_text(turns: Any, where: str) -> str:
     return replies[0]
 
 
-def is_local(path: str) -> bool:
-    """A dataset path that names a local file or directory (absolute, relative with '.' or '~', or existing);
-    anything else is a hub id."""
-    return path.startswith(("/", ".", "~")) or Path(path).exists()
-
-
 def local_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any], str]]:
     """(index, row, where) for each row of a local .jsonl or .parquet file, `where` naming its line (1-based)
     or row; a line that is not a JSON object is a ValueError naming it."""
@@ -99,7 +95,7 @@ def local_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any], str]]:
 def check_local(schema: Schema, path: str) -> None:
     """Fail, naming the file and line, on a local dataset file with a row that does not fit `schema`; a
     missing local path fails too. Directories and hub ids are checked row by row when the world is built."""
-    if not is_local(path):
+    if not is_local_path(path):
         return
     local = Path(path).expanduser()
     if not local.exists():

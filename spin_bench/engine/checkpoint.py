@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from spin_bench.engine.config import Loading, check_checkpoint
+from spin_bench.paths import is_local_path
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -19,6 +20,7 @@ def load_checkpoint(
     """An HF causal LM and its tokenizer, padded on the left (decoder-only generation)."""
     loading = loading or Loading()
     check_checkpoint(path)
+    path = Path(path).expanduser() if is_local_path(path) else path
     kwargs = {"trust_remote_code": loading.trust_remote_code, "revision": loading.revision}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[loading.dtype], use_safetensors=True, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)

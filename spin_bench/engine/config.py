@@ -13,10 +13,11 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT, Positive
+from spin_bench.paths import is_local_path
+from spin_bench.schema import STRICT, Flag, Fraction, NonNegativeNumber, Positive, PositiveNumber
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 # HF Trainer's names (transformers' SchedulerType and OptimizerNames; a test checks they are still among them):
@@ -27,7 +28,7 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "ada
 # TRL DPO losses that apply to one (chosen, rejected) pair per prompt, as SPIN's pairs are.
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "apo_zero", "apo_down", "sigmoid_norm"]  # fmt: skip
-SCHEDULERS, OPTIMIZERS, LOSS_TYPES = get_args(Scheduler), get_args(Optimizer), get_args(LossType)
+SCHEDULERS, OPTIMIZERS = get_args(Scheduler), get_args(Optimizer)
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -38,9 +39,9 @@ class EngineConfig:
     name: str
     precision: Literal["fp32", "bf16", "fp16"]  # bf16 is slower than fp32 on CPUs without AMX
     gradient_accumulation_steps: Positive
-    activation_checkpointing: bool
+    activation_checkpointing: Flag
     logging_steps: Positive
-    progress_bar: bool
+    progress_bar: Flag
     report_to: list[str]  # the Trainer's own integrations; tracking goes through spin_bench.tracking
     deepspeed: dict[str, Any] | None
 
@@ -58,12 +59,12 @@ class Recipe:
 
     epochs: Positive
     batch_size: Positive
-    learning_rate: Annotated[float, Field(gt=0)]
+    learning_rate: PositiveNumber
     lr_scheduler: Scheduler
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)]
-    weight_decay: Annotated[float, Field(ge=0)]
+    warmup_ratio: Annotated[float, Strict(), Field(ge=0, lt=1)]
+    weight_decay: NonNegativeNumber
     optimizer: Optimizer
-    max_grad_norm: Annotated[float, Field(gt=0)]
+    max_grad_norm: PositiveNumber
     max_length: Positive  # tokens per training sequence (prompt + answer)
     max_steps: Positive | None = None  # stop after this many optimizer steps (null: `epochs` decide)
 
@@ -74,9 +75,9 @@ class PreferenceLoss:
     against: `reference_alpha` 0 is the stage's starting model (SPIN's p_t), 1 the base model, between them the
     geometric mixture alpha * log p_base + (1 - alpha) * log p_start (alpha-SPIN)."""
 
-    beta: float
+    beta: PositiveNumber
     loss_type: LossType
-    reference_alpha: float = 0.0
+    reference_alpha: Fraction = 0.0
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -85,7 +86,7 @@ class Loading:
 
     dtype: Dtype = "float32"
     revision: str | None = None
-    trust_remote_code: bool = False
+    trust_remote_code: Flag = False
 
     def spec(self) -> dict[str, Any]:
         """Part of the cache key of every stage that loads a checkpoint."""
@@ -100,17 +101,11 @@ class Trained:
     stats: dict[str, Any]
 
 
-def is_local_checkpoint(path: str | Path) -> bool:
-    """A checkpoint path that names a local directory (absolute, relative with '.', or existing); anything else
-    is a hub id, checked by the hub."""
-    return Path(path).is_absolute() or str(path).startswith(".") or Path(path).exists()
-
-
 def check_checkpoint(path: str | Path) -> None:
     """Fail early, naming the problem, on a local checkpoint that cannot load."""
-    if not is_local_checkpoint(path):
+    if not is_local_path(path):  # a hub id: the hub checks it
         return
-    local = Path(path)
+    local = Path(path).expanduser()
     if not (local / "config.json").is_file():
         raise FileNotFoundError(f"{local} is not an HF model directory (no config.json)")
     if not any(local.glob("*.safetensors")):

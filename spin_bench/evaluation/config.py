@@ -2,28 +2,63 @@
 
 `suite: embedded` scores the embedded world's held-out splits with the task YAMLs of spin_bench/evaluation/tasks/;
 `suite: harness` uses lm-eval's built-in tasks (the paper's Open LLM Leaderboard v1 suite). `headline` lists the
-`<task>/<metric>` numbers whose unweighted mean is the suite's `average` (spin_bench/results.py).
+`<task>/<metric>,<filter>` numbers (lm-eval's names) whose unweighted mean is the suite's `average`
+(spin_bench/results.py). For the embedded suite the names are checked against what its task YAMLs report.
 
 Light on purpose (no lm-eval): spin_bench/config.py types and checks every section at start-up.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT, NonNegative, Positive
+from spin_bench.schema import STRICT, Flag, Integer, NonNegative, Positive
 
 TASKS = resources.files("spin_bench.evaluation") / "tasks"
 
 
 def embedded_task_names() -> set[str]:
     """The tasks of the embedded suite: one lm-eval YAML each in spin_bench/evaluation/tasks/."""
-    return {t.name.removesuffix(".yaml") for t in TASKS.iterdir() if t.name.endswith(".yaml")}
+    return set(embedded_metrics())
+
+
+@functools.cache
+def embedded_metrics() -> dict[str, frozenset[str]]:
+    """{task: the metric keys it reports, `<metric>,<filter>` as lm-eval names them}, from the task YAMLs (each
+    metric of `metric_list` under each filter of `filter_list`, `none` without filters; `include:` followed)."""
+
+    def spec(name: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = yaml.safe_load(TASKS.joinpath(name).read_text())
+        return {**spec(loaded["include"]), **loaded} if "include" in loaded else loaded
+
+    out = {}
+    for path in TASKS.iterdir():
+        if path.name.endswith(".yaml"):
+            task = spec(path.name)
+            filters = [f["name"] for f in task.get("filter_list", [])] or ["none"]
+            out[task["task"]] = frozenset(f"{m['metric']},{f}" for m in task["metric_list"] for f in filters)
+    return out
+
+
+def metric_problem(key: str, tasks: dict[str, int], suite: str) -> str | None:
+    """Why `key` does not name a number the suite reports (None when it does): `<task>/<metric>,<filter>` with a
+    task of the suite; for the embedded suite, one of the metrics that task's YAML reports."""
+    task, _, metric = key.partition("/")
+    if task not in tasks or "," not in metric:
+        first = next(iter(tasks))
+        example = min(embedded_metrics().get(first, ["acc,none"])) if suite == "embedded" else "acc,none"
+        return (f"{key!r} must be <task>/<metric>,<filter> as lm-eval names it, with a task of evaluation.tasks "
+                f"({', '.join(tasks)}), e.g. {first}/{example}")  # fmt: skip
+    if suite == "embedded" and metric not in embedded_metrics()[task]:
+        return f"{key!r}: {task} reports {', '.join(sorted(embedded_metrics()[task]))}"
+    return None
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -32,13 +67,13 @@ class EvaluationConfig:
     suite: Literal["embedded", "harness"]
     tasks: Annotated[dict[str, NonNegative], Field(min_length=1)]  # task -> number of few-shot examples
     headline: Annotated[list[str], Field(min_length=1)]  # `<task>/<metric>`: the suite's average
-    apply_chat_template: bool
-    fewshot_as_multiturn: bool
+    apply_chat_template: Flag
+    fewshot_as_multiturn: Flag
     system_instruction: str | None
     batch_size: int | str  # examples per forward pass, or lm-eval's `auto` / `auto:<n>`
     limit: Positive | None  # evaluate only the first N examples of each task
     bootstrap_iters: NonNegative
-    seed: int
+    seed: Integer
 
     @field_validator("tasks")
     @classmethod
@@ -52,14 +87,12 @@ class EvaluationConfig:
 
     @field_validator("headline")
     @classmethod
-    def _headline_names_tasks(cls, headline: list[str], info: ValidationInfo) -> list[str]:
+    def _headline_names_reported_metrics(cls, headline: list[str], info: ValidationInfo) -> list[str]:
         tasks: dict[str, int] = info.data.get("tasks") or {}
         for key in headline if tasks else []:  # bad tasks are reported on their own
-            task, _, metric = key.partition("/")
-            if task not in tasks or not metric:
-                raise ValueError(
-                    f"{key!r} must be <task>/<metric> with a task of evaluation.tasks ({', '.join(tasks)})"
-                )
+            problem = metric_problem(key, tasks, info.data.get("suite", ""))
+            if problem:
+                raise ValueError(problem)
         return headline
 
     @field_validator("batch_size")

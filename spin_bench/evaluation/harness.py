@@ -48,7 +48,8 @@ def evaluate(checkpoint: str, config: EvaluationConfig, tasks: Path | None, load
     inputs = {
         "checkpoint": checkpoint_fingerprint(checkpoint),
         "loading": loading.spec(),
-        "evaluation": dataclasses.asdict(config),
+        # the headline metrics choose what `average` means, not what lm-eval computes
+        "evaluation": {k: v for k, v in dataclasses.asdict(config).items() if k != "headline"},
         "tasks": tasks.name if tasks else None,
     }
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypedDict
 
-from pydantic import Field, field_validator
+from pydantic import Field, Strict, field_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT, Fraction, Positive
+from spin_bench.schema import STRICT, Flag, Fraction, Integer, NonNegativeNumber, Positive
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -18,12 +18,12 @@ class GenerationConfig:
     name: str
     backend: Literal["hf", "vllm"]  # vllm: GPUs only, `pip install '.[vllm]'`
     max_new_tokens: Positive
-    temperature: Annotated[float, Field(ge=0)]  # 0: greedy (the official HF recipe); > 0 samples, with top_p
-    top_p: Annotated[float, Field(gt=0, le=1)]
+    temperature: NonNegativeNumber  # 0: greedy (the official HF recipe); > 0 samples, with top_p
+    top_p: Annotated[float, Strict(), Field(gt=0, le=1)]
     batch_size: Positive
-    seed: int
+    seed: Integer
     prompt_format: str | None  # null: the model's chat template; or a string with {prompt}
-    progress_bar: bool
+    progress_bar: Flag
     gpu_memory_utilization: Fraction = 0.9  # vllm only
 
     @field_validator("prompt_format")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import TypeAdapter, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 from typing_extensions import Self
 
@@ -29,7 +29,10 @@ from spin_bench.data.rows import PromptRow
 from spin_bench.data.world import World
 from spin_bench.engine.config import LossType, PreferenceLoss, Recipe, Trained
 from spin_bench.generation.config import GenerationRow
-from spin_bench.schema import STRICT, Fraction, NonNegative, Positive
+from spin_bench.schema import STRICT, Fraction, NonNegative, NonNegativeNumber, Positive, PositiveNumber
+
+# What `by_iteration` may not override: what the run is, and the rows and history every iteration's budget counts.
+FIXED_FOR_THE_RUN = {"name", "kind", "iterations", "history", "heldout", "prompts", "by_iteration"}
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -67,6 +70,11 @@ class IterationConfig:
         bad = sorted(t for t in by_iteration if t < 0)
         if bad:
             raise ValueError(f"keys {bad} are not iterations (0, 1, ...)")
+        for t, override in by_iteration.items():
+            fixed = sorted(set(override) & FIXED_FOR_THE_RUN)
+            if fixed:
+                raise ValueError(f"{t}: {', '.join(fixed)} cannot change between iterations (the run's arm, length, "
+                                 "held-out rows, data size and history are one for the whole run)")  # fmt: skip
         return by_iteration
 
     def at(self, t: int) -> Self:
@@ -81,11 +89,11 @@ class IterationConfig:
 class PreferenceConfig(IterationConfig):
     """What the preference-loss methods share (conf/method_preference.yaml): TRL's DPO loss and its reference."""
 
-    beta: Annotated[float, Field(gt=0)]
+    beta: PositiveNumber
     loss_type: LossType
     reference: Literal["previous", "base", "mixture"]  # p_t (SPIN), p_0, or alpha-SPIN's mixture of the two
     alpha: Fraction  # reference=mixture: log p_ref = alpha * log p_0 + (1 - alpha) * log p_t
-    early_stop_below: Annotated[float, Field(ge=0)] | None  # stop when the held-out reward accuracy falls under this
+    early_stop_below: NonNegativeNumber | None  # stop when the held-out reward accuracy falls under this
 
     @field_validator("early_stop_below")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from spin_bench.engine.config import Dtype, Loading, Recipe
-from spin_bench.schema import STRICT, Positive
+from spin_bench.schema import STRICT, Flag, Positive
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -30,7 +30,7 @@ class Architecture:
     num_hidden_layers: Positive
     num_attention_heads: Positive
     num_key_value_heads: Positive
-    tie_word_embeddings: bool = True
+    tie_word_embeddings: Flag = True
 
     @model_validator(mode="after")
     def _heads_divide(self) -> Architecture:
@@ -50,7 +50,7 @@ class ScratchModel:
     source: Literal["scratch"]
     name: str
     dtype: Dtype
-    trust_remote_code: bool
+    trust_remote_code: Flag
     tokenizer: TokenizerConfig
     architecture: Architecture
     base_sft: Recipe  # the base stage's budget
@@ -69,7 +69,7 @@ class PretrainedModel:
     name_or_path: Annotated[str, Field(min_length=1)]
     revision: str | None
     dtype: Dtype
-    trust_remote_code: bool
+    trust_remote_code: Flag
 
     @property
     def loading(self) -> Loading:

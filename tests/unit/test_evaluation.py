@@ -4,6 +4,7 @@ config. (That lm-eval knows the paper suite's tasks is checked in tests/integrat
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -13,6 +14,7 @@ import yaml
 from spin_bench.data.arithmetic import make_problem, wrong_solution
 from spin_bench.data.config import Difficulty
 from spin_bench.engine.config import Loading
+from spin_bench.evaluation import harness
 from spin_bench.evaluation.config import TASKS
 from spin_bench.evaluation.harness import cli_command, tidy_results
 from tests.conftest import make_config
@@ -60,6 +62,25 @@ def test_cli_command_mirrors_the_config(tmp_path):
     assert "--apply_chat_template --fewshot_as_multiturn false" in line and line.endswith("--seed 1234")
     paper = make_config(tmp_path, "experiment=paper", "method=spin").evaluation
     assert cli_command("/ckpt", paper, None, Loading()) is None  # mixed shot counts: no one command
+
+
+def test_the_eval_cache_keys_on_what_lm_eval_computes_not_on_the_headline(tmp_path, monkeypatch):
+    """Changing which metrics make the average re-uses the evaluation; changing the eval seed does not."""
+    calls = []
+
+    def fake_lm_eval(checkpoint, config, tasks, loading):
+        calls.append(config.seed)
+        return [{"task": "arith_gen", "metric": "exact_match,strict-match", "value": 0.5, "stderr": None}]
+
+    monkeypatch.setattr(harness, "run_lm_eval", fake_lm_eval)
+    evaluation = make_config(tmp_path).evaluation
+    harness.evaluate("model", evaluation, None, Loading(), tmp_path)
+    harness.evaluate(
+        "model", dataclasses.replace(evaluation, headline=["arith_mc/acc,none"]), None, Loading(), tmp_path
+    )
+    assert calls == [1234]
+    harness.evaluate("model", dataclasses.replace(evaluation, seed=1), None, Loading(), tmp_path)
+    assert calls == [1234, 1]
 
 
 def test_tidy_results_keeps_filters_and_stderr():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from omegaconf import OmegaConf
 
-from spin_bench.config import ConfigError
+from spin_bench.config import ConfigError, load
 from spin_bench.paths import axes_from_overrides, axis_labels, configure_environment, library_env, run_name
 from tests.conftest import make_cfg, make_config
 
@@ -26,9 +27,22 @@ def test_listed_axes_name_the_run_without_an_override(tmp_path):
 
 def test_axes_are_worked_out_without_mutating_the_composed_config(tmp_path):
     cfg = make_cfg(tmp_path, "method.beta=0.05")
-    config = make_config(tmp_path, "method.beta=0.05")
-    assert list(cfg.axes) == [] and config.axes == {"method.beta": 0.05}
+    before = OmegaConf.to_yaml(cfg)
+    config = load(cfg, overrides=["method.beta=0.05"])
+    assert config.axes == {"method.beta": 0.05} and config.paths.run_dir.name == "spin-beta=0.05-seed0"
+    assert OmegaConf.to_yaml(cfg) == before and list(cfg.axes) == []
     assert config.resolved["axes"] == []  # what run_info.json and W&B record as the config: as composed
+
+
+def test_a_list_names_the_run_as_the_command_line_spells_it_and_an_empty_section_names_nothing(tmp_path):
+    merged = make_config(tmp_path, "experiment=paper", "method=spin", "method.by_iteration={}")  # Hydra merges it
+    assert merged.axes == {} and sorted(merged.method.by_iteration) == [2, 3]
+    listed = make_config(tmp_path, 'evaluation.headline=["arith_gen/exact_match,strict-match","arith_mc/acc,none"]')
+    assert listed.paths.run_dir.name == "spin-headline=[arith_gen_exact_match,strict-match,arith_mc_acc,none]-seed0"
+
+
+def test_a_number_where_text_is_wanted_is_that_text(tmp_path):
+    assert make_config(tmp_path, "study=2024").study == "2024"
 
 
 def test_a_whole_section_override_names_its_leaves():

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import spin_bench.cli.app as app
-from spin_bench.results import write_run_info
+from spin_bench.config import check_inputs
+from spin_bench.results import set_aside_older_layout, write_run_info
 from spin_bench.stages import LAYOUT
 from tests.conftest import make_config, spin_bench
 
@@ -110,6 +111,29 @@ BAD = [
         ["method=sft", "method.prompts=451"],
         ["method.prompts=451", "spin_prompts has 450 training rows"],
         id="more prompts than the split has",
+    ),
+    pytest.param(
+        ["method=spin", "+method.by_iteration.1.heldout=400"],
+        ["method.by_iteration: 1: heldout cannot change between iterations"],
+        id="by_iteration changing the run's shape",
+    ),
+    pytest.param(
+        ["method=spin", "method.heldout=true"], ["method.heldout=true", "valid integer"], id="a flag for a number"
+    ),
+    pytest.param(
+        ["method=spin", "optimized_metric=arith_gen"],
+        ["optimized_metric=arith_gen", "<task>/<metric>,<filter>"],
+        id="a metric to optimise without its name",
+    ),
+    pytest.param(
+        ["method=spin", "evaluation.headline=[arith_gen/exact_match]"],
+        ["evaluation.headline", "'arith_gen/exact_match' must be <task>/<metric>,<filter>"],
+        id="a headline metric lm-eval does not report",
+    ),
+    pytest.param(
+        ["method=spin", 'evaluation.headline=["arith_mc/acc,strict-match"]'],
+        ["'arith_mc/acc,strict-match': arith_mc reports acc,none, acc_norm,none"],
+        id="a headline metric under another filter",
     ),
     pytest.param(
         ["method=spin", "+method.by_iteration={-1: {beta: 1.0}}"],
@@ -208,6 +232,12 @@ def test_a_key_only_some_arms_have_says_what_to_write_instead(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_key_no_arm_of_the_sweep_has_is_named_once(tmp_path, monkeypatch, capsys):
+    status, lines = run_main(tmp_path, ["method=sft,dpo", "method.samples_logged=3"], monkeypatch, capsys)
+    assert status == 2 and len(lines) == 1
+    assert "method.samples_logged=3: 'samples_logged' is not a key of any arm of this study (dpo, sft)" in lines[0]
+
+
 def test_every_job_of_a_sweep_is_checked_and_named(tmp_path, monkeypatch, capsys):
     """A bad value in one job of a grid: named with that job's overrides, before any job runs."""
     status, lines = run_main(tmp_path, ["method=spin", "method.beta=0.1,-0.5"], monkeypatch, capsys)
@@ -273,14 +303,26 @@ def test_a_run_directory_made_with_another_config_is_refused(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["embedded", "run_info.json", "runs", "spin-seed0"]
 
 
-def test_a_run_directory_of_an_older_layout_is_taken_over(tmp_path):
-    """Run directories written before the config sections were renamed hold no `layout`: a rerun replaces their
-    rows instead of refusing to run."""
-    from spin_bench.config import check_inputs
-
+def test_a_run_directory_of_an_older_layout_is_taken_over_and_its_files_set_aside(tmp_path):
+    """Run directories written before the config sections were renamed hold no `layout`: a rerun is not refused,
+    and the old files move to layout1/, so that no row of the old run mixes with the new one's."""
     config = make_config(tmp_path, "method=spin")
     write_run_info(config.paths.run_dir, {"config": {"train": {"name": "zero2"}}})
+    (config.paths.run_dir / "results.jsonl").write_text('{"iteration": 5}\n')
     check_inputs(config)  # no ConfigError
+    aside = set_aside_older_layout(config.paths.run_dir)
+    assert aside == config.paths.run_dir / "layout1"
+    assert sorted(p.name for p in config.paths.run_dir.iterdir()) == ["layout1"]
+    assert (aside / "results.jsonl").read_text() == '{"iteration": 5}\n'
+    assert set_aside_older_layout(config.paths.run_dir) is None  # nothing left to set aside
+
+
+def test_a_paper_scale_run_directory_accepts_its_own_rerun(tmp_path):
+    """The paper recipe schedules by iteration with integer keys, which run_info.json holds as strings: the same
+    config must still be the same."""
+    config = make_config(tmp_path, "experiment=paper", "method=spin")
+    write_run_info(config.paths.run_dir, {"layout": LAYOUT, "config": config.resolved})
+    check_inputs(make_config(tmp_path, "experiment=paper", "method=spin"))  # no ConfigError
 
 
 def test_the_console_script_behaves_the_same(tmp_path):
