@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import NoReturn
 
 import hydra
 from hydra._internal.utils import get_args_parser
@@ -62,7 +63,7 @@ def run_job(cfg: DictConfig) -> float | None:
     return final_score(result.rows, config.optimized_metric, config.evaluation.headline)
 
 
-def _exit(err: ConfigError) -> None:
+def _exit(err: ConfigError) -> NoReturn:
     for line in err.lines:
         print(f"spin-bench: error: {line}", file=sys.stderr)
     sys.exit(2)
