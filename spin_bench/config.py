@@ -156,12 +156,11 @@ def cross_checks(config: RunConfig) -> list[str]:
             errors.append(f"{where}.batch_size={recipe.batch_size}: {err}")
     sizes = config.data.split_sizes()
     for split in config.arm.splits:
-        if isinstance(config.data, HubData) and split == "dpo_pairs" and config.data.dpo_pairs is None:
-            errors.append(
-                f"method={config.method.name}: reads the dpo_pairs split, which data.dpo_pairs=null leaves out"
-            )
-        elif split in sizes:
-            problem = split_problem(sizes[split], config.method.heldout, config.method.prompts, split)
+        if split not in sizes:
+            errors.append(f"method={config.method.name}: reads the {split} split, which data={config.data.name} "
+                          f"leaves out (data.{split}=null)")  # fmt: skip
+        elif (size := sizes[split]) is not None:
+            problem = split_problem(size, config.method.heldout, config.method.prompts, split)
             errors += [problem] if problem else []
     return errors
 

@@ -9,7 +9,8 @@ sets (`spin-bench method=spin method.beta=0.05,0.1` makes two runs with no confi
 from the composed config and the job's overrides, never written back into the config: `paths.run_dir` is the
 interpolation `${spin_bench.run_name:}`, resolved by Hydra when it makes the job's own output directory (so
 Hydra's files sit where the run's do, in RUN and MULTIRUN mode alike) and by `spin_bench.config` when it types
-the config. Both read the job's overrides from Hydra's runtime config (`hydra.overrides.task`).
+the config. Both read the job's overrides from `job_overrides`: Hydra's runtime config (`hydra.overrides.task`),
+or those `given_overrides` names when the CLI checks a sweep's jobs before Hydra runs them.
 """
 
 from __future__ import annotations

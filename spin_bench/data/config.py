@@ -52,7 +52,8 @@ class EmbeddedData:
     splits: Splits
     mc_choices: Annotated[int, Field(ge=2)]  # arith_mc: the correct solution among (mc_choices - 1) slipped ones
 
-    def split_sizes(self) -> dict[str, int]:
+    def split_sizes(self) -> dict[str, int | None]:
+        """The splits a method can read, with their rows (the others are the base model's SFT data and tests)."""
         return {"spin_prompts": self.splits.spin_prompts, "dpo_pairs": self.splits.dpo_pairs}
 
 
@@ -75,10 +76,11 @@ class HubData:
     spin_prompts: DatasetSource  # UltraChat schema: prompt, messages
     dpo_pairs: DatasetSource | None  # UltraFeedback-binarized schema: prompt, chosen, rejected
 
-    def split_sizes(self) -> dict[str, int]:
-        """Rows per split where the config alone says (a `limit`); the others are known once the world is built."""
+    def split_sizes(self) -> dict[str, int | None]:
+        """The splits this world has (a null source leaves its split out), with their rows where the config alone
+        says (a `limit`); None: known once the world is built."""
         sources = {"spin_prompts": self.spin_prompts, "dpo_pairs": self.dpo_pairs}
-        return {name: s.limit for name, s in sources.items() if s is not None and s.limit is not None}
+        return {name: s.limit for name, s in sources.items() if s is not None}
 
 
 DataConfig = EmbeddedData | HubData

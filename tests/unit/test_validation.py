@@ -186,6 +186,11 @@ BAD = [
         id="eval suite of another world",
     ),
     pytest.param(
+        ["experiment=paper", "method=dpo", "data.dpo_pairs=null"],
+        ["method=dpo: reads the dpo_pairs split, which data=ultrachat leaves out (data.dpo_pairs=null)"],
+        id="an arm reading a split the world leaves out",
+    ),
+    pytest.param(
         ["method=spin", "evaluation.batch_size=0"],
         ["evaluation.batch_size=0", "a number of examples >= 1"],
         id="zero eval batch",
