@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup study test test-unit test-integration test-slow lint format bench bench-shared bench-fresh notebooks
+.PHONY: setup study test test-unit test-integration test-scale test-slow lint format bench bench-shared bench-fresh notebooks
 
 setup:
 	@scripts/setup
@@ -29,6 +29,12 @@ test-unit: setup
 ## The integration tier: the tiny model end to end, the CLI, the launchers, the notebooks
 test-integration: setup
 	$(BIN)/pytest tests/integration -m "not slow and not gpu" $(ARGS)
+
+## The scale tier: torchrun with 2 ranks, killed ranks, mid-stage resume, and SLURM (starts the one-node cluster
+## of scripts/slurm/up first: root and apt-get needed; about 15 minutes)
+test-scale: setup
+	scripts/slurm/up
+	$(BIN)/pytest tests/scale -m "scale and not gpu" $(ARGS)
 
 ## The slow tests (every ZeRO preset training)
 test-slow: setup

@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from spin_bench import ranks
 from spin_bench.data.config import DATA_SOURCES, DataConfig, EmbeddedData, HubData
 from spin_bench.data.rows import check_local
 from spin_bench.engine.config import EngineConfig, check_checkpoint
@@ -151,7 +152,7 @@ def cross_checks(config: RunConfig) -> list[str]:
         recipes["model.base_sft"] = config.model.base_sft
     for where, recipe in recipes.items():
         try:
-            config.engine.micro_batch(recipe)
+            config.engine.micro_batch(recipe, ranks.world_size())
         except ValueError as err:
             errors.append(f"{where}.batch_size={recipe.batch_size}: {err}")
     sizes = config.data.split_sizes()

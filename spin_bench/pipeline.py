@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spin_bench import ranks
 from spin_bench.config import ConfigError, RunConfig, check_inputs
 from spin_bench.data.rows import PromptRow
 from spin_bench.data.world import World, build_world
@@ -43,7 +43,7 @@ from spin_bench.results import (
     write_run_info,
 )
 from spin_bench.stages import LAYOUT
-from spin_bench.tracking import Tracker
+from spin_bench.tracking import Tracker, TrackingConfig
 
 log = logging.getLogger(__name__)
 CHECKOUT = Path(__file__).resolve().parents[1]  # the git checkout of an editable install (else no commit is found)
@@ -78,26 +78,30 @@ class RunResult:
 def run(config: RunConfig) -> RunResult:
     """Run (or resume) one run of a study into `config.paths.run_dir`."""
     check_inputs(config)
+    ranks.init(config.engine.timeout_s)
     run_dir, cache_dir, loading = config.paths.run_dir, config.paths.cache_dir, config.model.loading
-    aside = set_aside_older_layout(run_dir)
-    if aside:
+    main = ranks.is_main()  # only rank 0 writes the run's files and its W&B run; every rank runs every stage
+    if main and (aside := set_aside_older_layout(run_dir)):
         log.warning("%s was written by an older layout of spin-bench: its files moved to %s", run_dir, aside)
     info = {"layout": LAYOUT, "versions": versions(), "git_commit": git_commit(CHECKOUT), "axes": config.axes,
-            "config": config.resolved}  # fmt: skip
-    write_run_info(run_dir, info)
+            "processes": ranks.world_size(), "config": config.resolved}  # fmt: skip
+    if main:
+        write_run_info(run_dir, info)
     identity = {"study": config.study, "method": config.method.name, "seed": config.seed}
     results, diagnostics = results_store(run_dir), diagnostics_store(run_dir)
     labels = axis_labels(list(config.axes))
     tags = [config.data.name, config.model.name, *(f"{labels[k]}={format_value(v)}" for k, v in config.axes.items())]
     run_info = {k: v for k, v in info.items() if k != "config"}
-    tracker = Tracker(config.tracking, run_dir, identity, {**config.resolved, "run_info": run_info}, tags)
+    tracking = config.tracking if main else TrackingConfig(backend="none")
+    tracker = Tracker(tracking, run_dir, identity, {**config.resolved, "run_info": run_info}, tags)
 
     def record(
         t: int, metrics: list[MetricRow], checkpoint: str, diagnosed: dict[str, Any] | None = None
     ) -> list[ResultRow]:
         rows = [ResultRow(**identity, iteration=t, **metric, checkpoint=checkpoint) for metric in metrics]  # type: ignore[typeddict-item]
-        results.upsert(rows)
-        if diagnosed:
+        if main:
+            results.upsert(rows)
+        if diagnosed and main:
             diagnostics.upsert([{**identity, "iteration": t, **diagnosed}])
         scores = {metric_key(m["task"], m["metric"]): m["value"] for m in metrics}
         tracker.log_iteration(t, metrics, average(scores, config.evaluation.headline), diagnosed)
@@ -114,11 +118,10 @@ def run(config: RunConfig) -> RunResult:
         log.info("[iteration 0/%d] evaluate the base model %s", iterations, base)
         rows = record(0, evaluate(base, config.evaluation, tasks, loading, cache_dir), base)
         stages, checkpoints, steps_done = BoundStages(config, base), [base], 0
-        processes = int(os.environ.get("WORLD_SIZE", "1"))
         for t in range(iterations):
             log.info("[iteration %d/%d] %s (%s)", t + 1, iterations, config.method.name, config.method.kind)
             method = config.method.at(t)
-            result = config.arm.iterate(method, IterationInputs(world, tuple(checkpoints), processes), stages)
+            result = config.arm.iterate(method, IterationInputs(world, tuple(checkpoints)), stages)
             checkpoints.append(result.checkpoint)
             stop = early_stop(method, result.diagnostics)
             metrics = evaluate(result.checkpoint, config.evaluation, tasks, loading, cache_dir)

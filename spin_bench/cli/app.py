@@ -15,6 +15,7 @@ import hydra
 from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig
 
+from spin_bench import preemption, ranks
 from spin_bench.cli.preflight import preflight
 from spin_bench.config import ConfigError, load
 from spin_bench.paths import configure_environment
@@ -42,7 +43,9 @@ def app(cfg: DictConfig) -> float | None:
 
 
 def run_job(cfg: DictConfig) -> float | None:
-    """One job: its typed config, the libraries' environment (before they are imported), the pipeline."""
+    """One job: its typed config, the libraries' environment (before they are imported), the pipeline. Under
+    torchrun or SLURM every rank runs it (spin_bench/ranks.py); rank 0 prints."""
+    ranks.adopt_slurm_tasks()
     try:
         config = load(cfg)
     except ConfigError as err:
@@ -51,10 +54,19 @@ def run_job(cfg: DictConfig) -> float | None:
     from spin_bench.analysis.report import results_table  # heavy: after the environment is set
     from spin_bench.pipeline import run
 
+    preemption.install()
     try:
         result = run(config)
     except ConfigError as err:  # what only the built world tells (a hub dataset's size)
         _exit(err)
+    except preemption.Preempted as stop:
+        log.warning("%s: %s; rerun the same command (or let SLURM requeue it) to resume", ranks.describe(), stop)
+        preemption.hand_over(stop.signum)
+    except ranks.RankFailure as err:
+        print(f"spin-bench: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    if not ranks.is_main():
+        return None
     print(results_table(result.rows, config.evaluation.headline))
     print(f"\nresults: {config.paths.run_dir / 'results.jsonl'}\nlast checkpoint: {result.checkpoints[-1]}")
     print(f"world: {result.world.root}")

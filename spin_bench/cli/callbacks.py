@@ -8,6 +8,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from spin_bench import ranks
 from spin_bench.paths import configure_environment
 
 
@@ -23,6 +24,8 @@ class StudyReport(Callback):
 
     @staticmethod
     def report(config: DictConfig) -> None:
+        if not ranks.is_main():  # every rank of a torchrun study ends here; one writes the report
+            return
         # matplotlib's cache in the project, also when the jobs ran in other processes (joblib, SLURM)
         configure_environment(Path(config.paths.cache_dir), offline=True)
         from spin_bench.analysis.report import write_report

@@ -29,6 +29,7 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "ada
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "apo_zero", "apo_down", "sigmoid_norm"]  # fmt: skip
 SCHEDULERS, OPTIMIZERS = get_args(Scheduler), get_args(Optimizer)
+NOT_IN_THE_RESULT = {"checkpoint_steps", "checkpoints_kept", "timeout_s", "progress_bar"}
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -44,18 +45,29 @@ class EngineConfig:
     progress_bar: Flag
     report_to: list[str]  # the Trainer's own integrations; tracking goes through spin_bench.tracking
     deepspeed: dict[str, Any] | None
+    checkpoint_steps: Positive | None  # a mid-stage checkpoint every this many optimizer steps (null: none)
+    checkpoints_kept: Positive  # the newest complete mid-stage checkpoints kept; older ones are deleted
+    timeout_s: PositiveNumber  # the longest any collective waits for a rank that is alive but stuck
 
-    def micro_batch(self, recipe: Recipe) -> int:
-        """Rows per forward pass and process: the recipe's batch split over the accumulation steps."""
-        if recipe.batch_size % self.gradient_accumulation_steps:
-            raise ValueError(f"batch_size {recipe.batch_size} is not divisible by engine.gradient_accumulation_steps "
-                             f"{self.gradient_accumulation_steps}")  # fmt: skip
-        return recipe.batch_size // self.gradient_accumulation_steps
+    def spec(self) -> dict[str, Any]:
+        """What changes the trained weights: part of every training stage's cache key. How often checkpoints are
+        taken, how long ranks wait, and progress bars do not."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_IN_THE_RESULT}
+
+    def micro_batch(self, recipe: Recipe, processes: int = 1) -> int:
+        """Rows per forward pass and process: the recipe's global batch split over processes and accumulation
+        steps, so that the number of processes never changes the experiment."""
+        split = processes * self.gradient_accumulation_steps
+        if recipe.batch_size % split:
+            raise ValueError(f"batch_size {recipe.batch_size} is not divisible by {processes} processes x "
+                             f"engine.gradient_accumulation_steps {self.gradient_accumulation_steps}")  # fmt: skip
+        return recipe.batch_size // split
 
 
 @dataclass(frozen=True, config=STRICT)
 class Recipe:
-    """A training stage's budget and optimizer. `batch_size` is rows per optimizer step and process."""
+    """A training stage's budget and optimizer. `batch_size` is the global batch: rows per optimizer step, over
+    all processes and accumulation steps together."""
 
     epochs: Positive
     batch_size: Positive

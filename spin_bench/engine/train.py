@@ -8,7 +8,8 @@ methods' in conf/method.
 - `sft`: TRL's SFTTrainer on conversational prompt/completion rows, loss on the completion only.
 - `preference`: TRL's DPOTrainer (SPIN and DPO), the reference's log-probs precomputed before the first step, so
   no second model is held; `MixedReferenceDPOTrainer` mixes in the base model's for alpha-SPIN.
-- `train_stage`: one of them from a starting checkpoint, as a cached stage (spin_bench/stages.py).
+- `train_stage`: one of them from a starting checkpoint, as a cached stage (spin_bench/stages.py), on every rank
+  of a multi-process run, resuming from its newest complete mid-stage checkpoint (`StageCheckpoints`).
 """
 
 from __future__ import annotations
@@ -16,23 +17,35 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
+import signal
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, load_dataset
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.trainer.utils import add_fused_lm_head
 
+from spin_bench import preemption, ranks
 from spin_bench.engine.checkpoint import load_checkpoint
 from spin_bench.engine.config import EngineConfig, Loading, PreferenceLoss, Recipe, Trained
-from spin_bench.stages import atomic_write_json, checkpoint_fingerprint, content_hash, read_json, run_stage
+from spin_bench.stages import (
+    RESUMABLE,
+    SCRATCH,
+    atomic_write_json,
+    checkpoint_fingerprint,
+    content_hash,
+    read_json,
+    run_stage,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +75,7 @@ def trainer_arguments(engine: EngineConfig, recipe: Recipe, output_dir: Path, se
         learning_rate=recipe.learning_rate,
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps or -1,
-        per_device_train_batch_size=engine.micro_batch(recipe),
+        per_device_train_batch_size=engine.micro_batch(recipe, ranks.world_size()),
         gradient_accumulation_steps=engine.gradient_accumulation_steps,
         lr_scheduler_type=recipe.lr_scheduler,
         warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps
@@ -75,7 +88,10 @@ def trainer_arguments(engine: EngineConfig, recipe: Recipe, output_dir: Path, se
         deepspeed=engine.deepspeed,
         activation_checkpointing=engine.activation_checkpointing,
         logging_steps=engine.logging_steps,
-        save_strategy="no",  # stages save their own final checkpoint atomically
+        # mid-stage checkpoints (StageCheckpoints); the stage saves its final model itself
+        save_strategy="steps" if engine.checkpoint_steps else "no",
+        save_steps=engine.checkpoint_steps or 1,
+        ddp_timeout=round(engine.timeout_s),
         report_to=list(engine.report_to),
         disable_tqdm=not engine.progress_bar,
         dataloader_num_workers=0,
@@ -87,35 +103,44 @@ def conversation(prompt: str, response: str) -> dict[str, list[dict[str, str]]]:
     return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
 
 
-def preference_rows(pairs: Sequence[Mapping[str, str]]) -> Dataset:
+def preference_row(pair: Mapping[str, str]) -> dict[str, Any]:
     """TRL's conversational preference format: a user prompt, an assistant chosen and rejected answer."""
-    return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": p["prompt"]}],
-         "chosen": [{"role": "assistant", "content": p["chosen"]}],
-         "rejected": [{"role": "assistant", "content": p["rejected"]}]}
-        for p in pairs
-    ])  # fmt: skip
+    return {"prompt": [{"role": "user", "content": pair["prompt"]}],
+            "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+            "rejected": [{"role": "assistant", "content": pair["rejected"]}]}  # fmt: skip
+
+
+def shared_dataset(rows: Sequence[Mapping[str, Any]], work: Path, name: str) -> Dataset:
+    """`rows` as a dataset backed by a file in the stage's work directory, which every rank reads.
+
+    Not `Dataset.from_list`: TRL caches what it derives from a dataset (tokens, the precomputed reference
+    log-probs) beside the dataset's files, and under torchrun the other ranks read rank 0's cache; an in-memory
+    dataset's cache is a private temporary directory of rank 0's, and rank 1 dies looking for it."""
+    path = work / "data" / f"{name}.jsonl"
+    ranks.on_main(lambda: write_jsonl(path, rows))
+    with ranks.main_first():
+        return load_dataset("json", data_files=str(path), split="train", cache_dir=str(work / SCRATCH))
 
 
 def sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, engine: EngineConfig,
-        recipe: Recipe, save_to: Path, seed: int) -> dict[str, Any]:  # fmt: skip
+        recipe: Recipe, work: Path, seed: int) -> dict[str, Any]:  # fmt: skip
     """Supervised fine-tuning on conversational prompt/completion rows (loss on completion tokens only).
 
-    The trained model is saved to `save_to` as an HF directory (through `Trainer.save_model`, which gathers
-    ZeRO-3's partitioned parameters); returns training statistics.
+    The trained model is saved to `work/model` as an HF directory (through `Trainer.save_model`, which gathers
+    ZeRO-3's partitioned parameters); mid-stage checkpoints go to `work/resume`. Returns training statistics.
     """
     ensure_process_group_env()
     args = SFTConfig(
-        **trainer_arguments(engine, recipe, Path(save_to) / "trainer", seed),
+        **trainer_arguments(engine, recipe, Path(work) / RESUMABLE, seed),
         max_length=recipe.max_length,
         completion_only_loss=True,
         packing=False,
         dataset_num_proc=1,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    result = trainer.train()
+    result = fit(trainer, engine)
     log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
-    return _save(trainer, Path(save_to)) | _run_stats(trainer, result)
+    return _save(trainer, Path(work) / "model") | _run_stats(trainer, result)
 
 
 class MixedReferenceDPOTrainer(DPOTrainer):
@@ -154,7 +179,7 @@ class MixedReferenceDPOTrainer(DPOTrainer):
 
 
 def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Dataset, engine: EngineConfig,
-               recipe: Recipe, loss: PreferenceLoss, save_to: Path, seed: int, heldout: Dataset | None = None,
+               recipe: Recipe, loss: PreferenceLoss, work: Path, seed: int, heldout: Dataset | None = None,
                base_model: PreTrainedModel | None = None) -> dict[str, Any]:  # fmt: skip
     """SPIN's and DPO's logistic (or hinge, IPO, ...) loss on conversational prompt/chosen/rejected rows.
 
@@ -164,17 +189,17 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     the reference is the mixture `alpha * log p_base + (1 - alpha) * log p_model` (MixedReferenceDPOTrainer).
     Log-probs are summed over response tokens only. After training, the `heldout` pairs (if any) are scored:
     TRL's eval metrics (reward accuracy, margins, log-probs) under the same reference. The trained model is saved
-    to `save_to` as `sft` does; the statistics include the logged metrics of every logging step and the
+    to `work/model` as `sft` does; the statistics include the logged metrics of every logging step and the
     reference log-probs of every pair.
     """
     ensure_process_group_env()
     args = DPOConfig(
-        **trainer_arguments(engine, recipe, Path(save_to) / "trainer", seed),
+        **trainer_arguments(engine, recipe, Path(work) / RESUMABLE, seed),
         beta=loss.beta,
         loss_type=[loss.loss_type],
         max_length=recipe.max_length,
         precompute_ref_log_probs=True,
-        per_device_eval_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=engine.micro_batch(recipe, ranks.world_size()),
         dataset_num_proc=1,
     )
     kwargs: dict[str, Any] = dict(model=model, ref_model=None, args=args, train_dataset=pairs, eval_dataset=heldout,
@@ -183,7 +208,7 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
         trainer = DPOTrainer(**kwargs)
     else:
         trainer = MixedReferenceDPOTrainer(**kwargs, base_model=base_model, alpha=loss.reference_alpha)
-    result = trainer.train()
+    result = fit(trainer, engine)
     log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
     # lists, not datasets' lazy Column objects: the statistics are saved as JSON
     reference = {side: list(trainer.train_dataset[f"ref_{side}_logps"]) for side in ("chosen", "rejected")}
@@ -191,13 +216,96 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     if heldout is not None:
         scores = trainer.evaluate()
         stats["heldout"] = {key.removeprefix("eval_"): value for key, value in scores.items()}
-    return _save(trainer, Path(save_to)) | stats
+    return _save(trainer, Path(work) / "model") | stats
+
+
+CHECKPOINT_MARKER = "spin_bench_checkpoint.json"
+_STEP = re.compile(r"^checkpoint-(\d+)$")
+
+
+class StageCheckpoints(TrainerCallback):
+    """Mid-stage checkpoints a rerun can trust, and the agreed stop on a signal.
+
+    HF Trainer writes `checkpoint-<step>` (model, optimizer with its ZeRO shards, scheduler, every rank's RNG,
+    trainer state) every `engine.checkpoint_steps` steps, but not atomically and with no record of how many ranks
+    its shards are for. Once every rank has written its part, rank 0 marks it complete (`CHECKPOINT_MARKER`,
+    with the world size) and deletes all but the newest `engine.checkpoints_kept` complete ones. At the end of
+    each step every rank asks whether any of them received a signal (spin_bench/preemption.py); if so all of
+    them checkpoint at that same step and stop.
+    """
+
+    def __init__(self, directory: Path, kept: int):
+        self.directory, self.kept = Path(directory), kept
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if preemption.stop_agreed():
+            control.should_save = control.should_training_stop = True
+            self.stopped_at = state.global_step
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        ranks.barrier()  # every rank's shards and RNG state are on disk
+        if ranks.is_main():
+            marker = {"step": state.global_step, "world_size": ranks.world_size()}
+            atomic_write_json(self.directory / f"checkpoint-{state.global_step}" / CHECKPOINT_MARKER, marker)
+            for stale in complete_checkpoints(self.directory)[: -self.kept]:
+                shutil.rmtree(stale, ignore_errors=True)
+        ranks.barrier()
+
+
+def complete_checkpoints(directory: Path) -> list[Path]:
+    """The complete checkpoints in `directory`, oldest first."""
+    found = [
+        p for p in Path(directory).glob("checkpoint-*") if _STEP.match(p.name) and (p / CHECKPOINT_MARKER).is_file()
+    ]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def resume_point(directory: Path) -> str | None:
+    """The newest complete checkpoint written by as many ranks as this run has (rank 0 chooses, every rank gets
+    it). Incomplete ones (a crash while writing) are deleted; ones of another world size are set aside, with a
+    warning, as their ZeRO shards cannot be loaded by this many ranks."""
+    choice = None
+    if ranks.is_main():
+        complete = complete_checkpoints(directory)
+        for partial in set(Path(directory).glob("checkpoint-*")) - set(complete):
+            shutil.rmtree(partial, ignore_errors=True)
+        for path in reversed(complete):
+            written_by = read_json(path / CHECKPOINT_MARKER)["world_size"]
+            if written_by == ranks.world_size():
+                choice = str(path)
+                break
+            log.warning("%s was written by %d ranks, not %d: not resuming from it", path, written_by,
+                        ranks.world_size())  # fmt: skip
+    return ranks.broadcast(choice)
+
+
+def fit(trainer: Any, engine: EngineConfig) -> Any:
+    """`trainer.train()`, resumed from the newest usable checkpoint; `Preempted` once a signal's checkpoint is
+    written (the stage is then left unpublished, for the rerun to resume)."""
+    directory = Path(trainer.args.output_dir)
+    checkpoints = StageCheckpoints(directory, engine.checkpoints_kept)
+    trainer.add_callback(checkpoints)
+    resume = resume_point(directory)
+    if resume:
+        log.info("resuming from %s", resume)
+    with preemption.checkpointable():
+        result = trainer.train(resume_from_checkpoint=resume)
+    if checkpoints.stopped_at is not None:
+        where = f"{ranks.current_stage()}, checkpointed at step {checkpoints.stopped_at}"
+        raise preemption.Preempted(preemption.requested() or signal.SIGTERM, where)
+    return result
 
 
 def _run_stats(trainer: Any, result: Any) -> dict[str, Any]:
-    """Final loss, optimizer steps, and what was logged at every logging step (TRL's loss, rewards, log-probs)."""
+    """Final loss, optimizer steps, and what was logged at every logging step (TRL's loss, rewards, log-probs).
+
+    HF Trainer's final `training_loss` averages the logged losses over ranks but adds the steps after the last
+    log from this rank alone; the mean over ranks is the loss of the global batches, as one process computes it.
+    """
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    return {"train_loss": result.training_loss, "steps": result.global_step, "log_history": history}
+    loss = sum(ranks.gather(result.training_loss)) / ranks.world_size()
+    return {"train_loss": loss, "steps": result.global_step, "log_history": history}
 
 
 def engine_stats(trainer: Any) -> dict[str, Any]:
@@ -207,13 +315,12 @@ def engine_stats(trainer: Any) -> dict[str, Any]:
 
 
 def _save(trainer: Any, directory: Path) -> dict[str, Any]:
-    """Save model and tokenizer (gathering ZeRO-3 shards), drop the Trainer's scratch space and the engine.
+    """Save model and tokenizer (gathering ZeRO-3 shards: every rank takes part, rank 0 writes), drop the engine.
 
     A ZeRO-3 Trainer also leaves a process-global DeepSpeed config behind, under which every later
     `from_pretrained` in this process would build a partitioned (empty) model: it is unset here.
     """
     trainer.save_model(str(directory))
-    shutil.rmtree(directory / "trainer", ignore_errors=True)
     stats = engine_stats(trainer)
     trainer.accelerator.free_memory()
     unset_hf_deepspeed_config()
@@ -225,7 +332,8 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
                 heldout: Sequence[Mapping[str, Any]] = (), base: str | None = None) -> Trained:  # fmt: skip
     """Train from `start` on `rows` (`{prompt, response}` for SFT; `{prompt, chosen, rejected}` pairs with a
     `loss`), cached by everything that makes the result: starting weights, data, recipe (with its step budget),
-    loss and reference, engine, seed. `label` names the stage directory (the method's kind)."""
+    loss and reference, engine, seed. `label` names the stage directory (the method's kind, or `base`). Every rank
+    of a multi-process run trains; the process count is not part of the key, as it does not change the result."""
     # A mixture of the starting model and the base model is the starting model itself when the two are the same
     # (iteration 0): alpha 0 then, so every reference choice shares that stage.
     if loss is not None and start == base:
@@ -240,22 +348,23 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "data": content_hash(list(rows), list(heldout), length=16),
         "recipe": dataclasses.asdict(recipe),
         "loss": dataclasses.asdict(loss) if loss else None,
-        "engine": dataclasses.asdict(engine),
+        "engine": engine.spec(),
         "seed": seed,
     }  # fmt: skip
 
-    def build(tmp: Path) -> None:
+    def build(work: Path) -> None:
         log.info("training %s from %s: %d rows, %s steps", label, start, len(rows), recipe.max_steps)
         model, tokenizer = load_checkpoint(start, loading)
         if loss is None:
-            dataset = Dataset.from_list([conversation(r["prompt"], r["response"]) for r in rows])
-            stats = sft(model, tokenizer, dataset, engine, recipe, tmp / "model", seed)
+            dataset = shared_dataset([conversation(r["prompt"], r["response"]) for r in rows], work, "train")
+            stats = sft(model, tokenizer, dataset, engine, recipe, work, seed)
         else:
             base_model = load_checkpoint(base, loading)[0] if mixing and base else None
-            held = preference_rows(heldout) if heldout else None
-            stats = preference(model, tokenizer, preference_rows(rows), engine, recipe, loss, tmp / "model", seed,
-                               heldout=held, base_model=base_model)  # fmt: skip
-        atomic_write_json(tmp / "train_stats.json", stats)
+            pairs = shared_dataset([preference_row(p) for p in rows], work, "train")
+            held = shared_dataset([preference_row(p) for p in heldout], work, "heldout") if heldout else None
+            stats = preference(model, tokenizer, pairs, engine, recipe, loss, work, seed, heldout=held,
+                               base_model=base_model)  # fmt: skip
+        ranks.on_main(lambda: atomic_write_json(work / "train_stats.json", stats))
 
-    directory = run_stage(cache_dir, "train", inputs, build, label)
+    directory = run_stage(cache_dir, "train", inputs, build, label, every_rank=True)
     return Trained(str(directory / "model"), read_json(directory / "train_stats.json"))

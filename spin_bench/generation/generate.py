@@ -1,7 +1,8 @@
 """The generation stage: the current model answers every SPIN prompt (the paper's y').
 
 Batched HF generation with the KV cache and left padding, prompts sorted by length so that each batch pads
-little (bucketing), seeded, with a progress bar; or vLLM on GPUs (imported only when chosen). The output is
+little (bucketing), seeded per batch, with a progress bar, its batches shared among the ranks of a multi-process
+run; or vLLM on GPUs (imported only when chosen). The output is
 cached by (model weights, how they load, prompts, decoding config): an identical request, such as iteration 0
 of every arm of a beta sweep, is computed once.
 """
@@ -17,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from spin_bench import ranks
 from spin_bench.data.rows import PromptRow
 from spin_bench.engine.checkpoint import load_checkpoint
 from spin_bench.engine.config import Loading
@@ -43,20 +45,26 @@ def generate(checkpoint: str, prompts: Sequence[PromptRow], config: GenerationCo
         "loading": loading.spec(),
         "prompts": content_hash([(p["id"], p["prompt"]) for p in prompts], length=16),
         "decoding": dataclasses.asdict(config),
+        **({"seeding": "per batch"} if config.temperature > 0 else {}),  # sampled answers: seeded per batch
     }
 
-    def build(tmp: Path) -> None:
+    def build(work: Path) -> None:
         backend = hf_generate if config.backend == "hf" else vllm_generate
         log.info("generating %d answers with %s (%s backend)", len(prompts), checkpoint, config.backend)
         texts = backend(checkpoint, [p["prompt"] for p in prompts], config, loading)
         rows = [GenerationRow(id=p["id"], prompt=p["prompt"], generated=t) for p, t in zip(prompts, texts, strict=True)]
-        write_jsonl(tmp / "generations.jsonl", rows)
+        if ranks.is_main():
+            write_jsonl(work / "generations.jsonl", rows)
 
-    directory = run_stage(cache_dir, "generations", inputs, build)
+    # HF generation shares the prompts among the ranks; vLLM parallelises on its own, on rank 0
+    directory = run_stage(cache_dir, "generations", inputs, build, every_rank=config.backend == "hf")
     return [GenerationRow(**row) for row in read_jsonl(directory / "generations.jsonl")]  # type: ignore[typeddict-item]
 
 
 def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, loading: Loading) -> list[str]:
+    """The answers to `prompts`, in their order. The prompts are sorted by length and cut into batches; in a run
+    of N ranks, rank r answers batches r, r + N, ... and the answers are gathered on every rank. Each batch is the
+    same whatever N is, and sampling is seeded per batch, so the answers do not depend on the process count."""
     model, tokenizer = load_checkpoint(checkpoint, loading)
     model.eval()
     texts = [format_prompt(tokenizer, p, config.prompt_format) for p in prompts]
@@ -66,18 +74,19 @@ def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, l
     decoding = dict(max_new_tokens=config.max_new_tokens, do_sample=sample, pad_token_id=tokenizer.pad_token_id)
     if sample:
         decoding.update(temperature=config.temperature, top_p=config.top_p)
-    torch.manual_seed(config.seed)
-    out: list[str] = [""] * len(texts)
-    batches = range(0, len(order), config.batch_size)
-    for start in tqdm(batches, desc="generate", unit="batch", disable=not config.progress_bar):
-        index = order[start : start + config.batch_size]
+    batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+    mine = list(enumerate(batches))[ranks.rank() :: ranks.world_size()]
+    answers: dict[int, str] = {}
+    for number, index in tqdm(mine, desc="generate", unit="batch", disable=not config.progress_bar):
+        torch.manual_seed(config.seed + number)
         batch = tokenizer.pad({"input_ids": [encoded[i] for i in index]}, return_tensors="pt")  # left padding
         with torch.no_grad():
             tokens = model.generate(**batch, **decoding)
         replies = tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, reply in zip(index, replies, strict=True):
-            out[i] = reply.strip()
-    return out
+        answers.update((i, reply.strip()) for i, reply in zip(index, replies, strict=True))
+    for part in ranks.gather(answers) if ranks.world_size() > 1 else []:
+        answers.update(part)
+    return [answers[i] for i in range(len(texts))]
 
 
 def vllm_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, loading: Loading) -> list[str]:

@@ -123,7 +123,6 @@ class IterationInputs:
 
     world: World
     checkpoints: Sequence[str]
-    processes: int = 1  # training processes: the step budget counts global batches
 
     @property
     def t(self) -> int:
@@ -185,17 +184,17 @@ def history_iterations(t: int, history: int | None) -> list[int]:
     return list(range(first, t + 1))
 
 
-def step_budget(config: IterationConfig, t: int, train_prompts: int, processes: int = 1) -> int:
+def step_budget(config: IterationConfig, t: int, train_prompts: int) -> int:
     """Optimizer steps of iteration t for every method: what SPIN takes on its pairs of the last `history`
-    iterations, `epochs` passes at `batch_size` rows per process and step. SFT and DPO train exactly this many
-    steps (their data cycles)."""
+    iterations, `epochs` passes at `batch_size` rows (the global batch) per step. SFT and DPO train exactly this
+    many steps (their data cycles). The process count does not enter: it only splits each batch."""
     rows = train_prompts * len(history_iterations(t, config.history))
-    return config.recipe.epochs * math.ceil(rows / (config.recipe.batch_size * processes))
+    return config.recipe.epochs * math.ceil(rows / config.recipe.batch_size)
 
 
-def budgeted(config: IterationConfig, t: int, train_prompts: int, processes: int) -> Recipe:
+def budgeted(config: IterationConfig, t: int, train_prompts: int) -> Recipe:
     """The iteration's recipe with its step budget."""
-    return dataclasses.replace(config.recipe, max_steps=step_budget(config, t, train_prompts, processes))
+    return dataclasses.replace(config.recipe, max_steps=step_budget(config, t, train_prompts))
 
 
 def summarize(trained: Trained) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class Dpo:
         # the budget is SPIN's, counted on the SPIN prompts it would train on
         real, _ = split_heldout(inputs.world.rows("spin_prompts"), config.heldout, config.prompts, "spin_prompts")
         pairs, heldout = split_heldout(inputs.world.rows("dpo_pairs"), config.heldout, config.prompts, "dpo_pairs")
-        recipe = budgeted(config, inputs.t, len(real), inputs.processes)
+        recipe = budgeted(config, inputs.t, len(real))
         trained = stages.train("dpo", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
         return iteration(trained, {"steps_budget": recipe.max_steps, "pairs": len(pairs)})
 

@@ -22,7 +22,7 @@ class Sft:
 
     def iterate(self, config: IterationConfig, inputs: IterationInputs, stages: Stages) -> Iteration:
         real, _ = split_heldout(inputs.world.rows("spin_prompts"), config.heldout, config.prompts, "spin_prompts")
-        recipe = budgeted(config, inputs.t, len(real), inputs.processes)
+        recipe = budgeted(config, inputs.t, len(real))
         trained = stages.train("sft", inputs.checkpoints[-1], real, recipe)
         return iteration(trained, {"steps_budget": recipe.max_steps, "rows": len(real)})
 

@@ -51,7 +51,7 @@ class Spin:
                        for s in history_iterations(t, config.history)}  # fmt: skip
         pairs = spin_pairs(generations, real, t, config.history)
         heldout = spin_pairs({t: generations[t]}, heldout_real, t, 1)
-        recipe = budgeted(config, t, len(real), inputs.processes)
+        recipe = budgeted(config, t, len(real))
         trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
         current = [p for p in pairs if p["iteration"] == t]
         diagnostics = {

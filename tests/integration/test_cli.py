@@ -21,7 +21,9 @@ SMOKE = "experiment=smoke"
 
 
 def stages(root: Path, kind: str) -> set[Path]:
-    return set((root / ".cache" / kind).glob("*/_COMPLETE.json"))
+    """The completed stages of a kind (`train/base` for the base models, trained by the training stage)."""
+    folder, _, label = kind.partition("/")
+    return set((root / ".cache" / folder).glob(f"{label}*/_COMPLETE.json"))
 
 
 def test_a_multirun_keeps_runs_apart_and_builds_a_shared_stage_once(smoke):
@@ -29,7 +31,7 @@ def test_a_multirun_keeps_runs_apart_and_builds_a_shared_stage_once(smoke):
     named by beta, each with its results and W&B run, Hydra's files under runs/<study>/multirun/<n>-<method>/,
     the study's report and table at the end. Both need the same new base model: one job builds it under the
     stage lock, the other waits and reuses it."""
-    bases = stages(smoke.root, "base")
+    bases = stages(smoke.root, "train/base")
     out = run_cli(smoke.root, SMOKE, "study=cli", "method=spin", "method.beta=0.2,0.3", "method.iterations=1",
                   "model.base_sft.max_steps=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")  # fmt: skip
     study = smoke.root / "runs" / "cli"
@@ -38,9 +40,9 @@ def test_a_multirun_keeps_runs_apart_and_builds_a_shared_stage_once(smoke):
     jobs = sorted(p.parent.parent.name for p in study.glob("multirun/*/.hydra/config.yaml"))
     assert jobs == ["0-spin", "1-spin"] and (study / "multirun" / "multirun.yaml").is_file()
     assert not list(study.glob("spin-*/.hydra"))
-    (new_base,) = stages(smoke.root, "base") - bases
+    (new_base,) = stages(smoke.root, "train/base") - bases
     logs = [p.read_text() for p in (study / "multirun").glob("*/*.log")]
-    assert len(logs) == 2 and sum("base stage: training" in log for log in logs) == 1
+    assert len(logs) == 2 and sum("training base from" in log for log in logs) == 1
     for name in runs:
         beta = float(re.search(r"beta=([0-9.]+)-", name).group(1))
         axes = {"method.beta": beta, "method.iterations": 1, "model.base_sft.max_steps": 2}

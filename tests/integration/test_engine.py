@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spin_bench.data.world import build_world
 from spin_bench.engine.config import PreferenceLoss, Recipe
-from spin_bench.engine.train import conversation, preference, preference_rows, sft
+from spin_bench.engine.train import conversation, preference, preference_row, sft
 from spin_bench.model.llama import build_tiny_llama
 from spin_bench.stages import read_json
 
@@ -38,10 +38,14 @@ def train(setup, out, loss=SIGMOID, base_model=None, recipe=STEP, heldout=False)
     config, checkpoint, pairs = setup
     engine = dataclasses.replace(config.engine, logging_steps=1)
     model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
-    trained, held = (pairs[:6], preference_rows(pairs[6:])) if heldout else (pairs, None)
-    stats = preference(model, tokenizer, preference_rows(trained), engine, recipe, loss, out, 0, heldout=held,
+    trained, held = (pairs[:6], rows(pairs[6:])) if heldout else (pairs, None)
+    stats = preference(model, tokenizer, rows(trained), engine, recipe, loss, out, 0, heldout=held,
                        base_model=base_model)  # fmt: skip
     return stats, tokenizer
+
+
+def rows(pairs):
+    return Dataset.from_list([preference_row(p) for p in pairs])
 
 
 def response_logp(model, tokenizer, prompt: str, response: str) -> float:
@@ -88,7 +92,7 @@ def test_one_step_widens_the_real_vs_generated_margin_and_changes_every_tensor(s
     _, checkpoint, pairs = setup
     _, tokenizer = train(setup, tmp_path)
     before = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
-    after = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
 
     def margin(model):
         return sum(response_logp(model, tokenizer, p["prompt"], p["chosen"])
@@ -136,7 +140,7 @@ def test_every_zero_preset_trains(smoke, tmp_path, preset):
     stats = sft(model, tokenizer, data, config.engine, recipe, tmp_path / "out", 0)
     assert stats["deepspeed"] and stats["zero_stage"] == int(preset[4]) and stats["steps"] == 3
     assert torch.isfinite(torch.tensor(stats["train_loss"]))
-    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out")  # ZeRO-3 shards gathered on save
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model")  # ZeRO-3 shards gathered on save
     assert [p.shape for p in trained.parameters()] == [b.shape for b in before]
     assert all(torch.isfinite(p).all() for p in trained.parameters())
     assert any(not torch.equal(b, a) for b, a in zip(before, trained.parameters(), strict=True))

@@ -99,7 +99,7 @@ def test_a_rerun_resumes_without_recomputing_or_duplicating(smoke):
     assert again.rows == smoke.rows()
     assert sorted((smoke.root / ".cache").glob("*/*/_COMPLETE.json")) == stages
     assert [p.stat().st_mtime_ns for p in stages] == stamps  # world, base, generations, training, evals: reused
-    assert {p.parent.parent.name for p in stages} >= {"world", "base", "tasks", "generations", "train", "eval"}
+    assert {p.parent.parent.name for p in stages} >= {"world", "init", "tasks", "generations", "train", "eval"}
     assert len(read_jsonl(config.paths.run_dir / "results.jsonl")) == len(again.rows)
 
 

@@ -56,7 +56,6 @@ def test_step_budget_follows_spins_history(tmp_path):
     assert [step_budget(m, t, 450) for t in range(3)] == [2 * 15, 2 * 29, 2 * 29]
     m = method(tmp_path, "method.history=null", "method=spin")
     assert [step_budget(m, t, 64) for t in range(3)] == [2, 4, 6]
-    assert [step_budget(m, t, 64, processes=2) for t in range(3)] == [1, 2, 3]  # global batch 2 x 32
 
 
 @pytest.mark.parametrize(

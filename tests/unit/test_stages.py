@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spin_bench.stages import LAYOUT, cached_dir, content_hash, is_complete, run_stage
+from spin_bench.stages import LAYOUT, RESUMABLE, cached_dir, content_hash, is_complete, run_stage, work_dir
 
 
 def test_content_hash_ignores_key_order_and_sees_values():
@@ -49,6 +49,25 @@ def test_a_failed_build_leaves_nothing_and_a_retry_succeeds(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["stage.lock"]  # no temp directory left either
     cached_dir(target, lambda tmp: (tmp / "ok.txt").write_text("ok"), {})
     assert is_complete(target) and (target / "ok.txt").read_text() == "ok"
+
+
+def test_a_failed_build_keeps_only_what_a_rerun_resumes_from(tmp_path):
+    """A training stage's mid-stage checkpoints (the work directory's `resume/`) survive a failed build and are
+    found by the next one; everything else the failed build wrote is gone, and none of it is published."""
+
+    def crash(work):
+        (work / RESUMABLE / "checkpoint-4").mkdir(parents=True)
+        (work / "half.txt").write_text("half")
+        raise RuntimeError("killed mid-stage")
+
+    target = tmp_path / "stage"
+    with pytest.raises(RuntimeError):
+        cached_dir(target, crash, {})
+    assert [p.name for p in work_dir(target).iterdir()] == [RESUMABLE]
+    seen = []
+    cached_dir(target, lambda work: seen.extend(p.name for p in work.rglob("*")), {})
+    assert seen == [RESUMABLE, "checkpoint-4"]
+    assert is_complete(target) and not (target / RESUMABLE).exists()  # resume state is not part of the result
 
 
 def test_an_incomplete_leftover_is_replaced(tmp_path):

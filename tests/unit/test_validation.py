@@ -72,7 +72,7 @@ BAD = [
     ),
     pytest.param(
         ["method=spin", "engine.gradient_accumulation_steps=3", "model.base_sft.batch_size=30"],
-        ["method.recipe.batch_size=32", "not divisible by engine.gradient_accumulation_steps 3"],
+        ["method.recipe.batch_size=32", "not divisible by 1 processes x engine.gradient_accumulation_steps 3"],
         id="batch the accumulation does not divide",
     ),
     pytest.param(["method=foo"], ["method=foo", "no such option", "dpo, sft, spin"], id="unknown method"),
