@@ -29,15 +29,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import field_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT
+from spin_bench.schema import EXECUTION_ONLY, STRICT
 
 # Overrides that never name an axis: the run name carries method and seed already; the rest choose where and
-# how a run is written or launched (whole sections, for the last three; and how often training checkpoints, how
-# long ranks wait, progress bars), not what it computes.
-NOT_AXES = (
-    *("method", "seed", "study", "axes", "optimized_metric", "experiment", "hparams_search"),
-    *("engine.checkpoint_steps", "engine.checkpoints_kept", "engine.timeout_s", "engine.progress_bar"),
-)
+# how a run is written, launched or executed (whole sections, for the last three), not what it computes.
+NOT_AXES = ("method", "seed", "study", "axes", "optimized_metric", "experiment", "hparams_search", *EXECUTION_ONLY)
 NOT_AXES_SECTIONS = ("paths", "tracking", "hydra")
 _MISSING = object()
 

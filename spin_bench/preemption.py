@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any, NoReturn
@@ -37,7 +38,11 @@ class Preempted(BaseException):  # noqa: N818 - like KeyboardInterrupt: not an e
 
 
 def install() -> None:
-    """Handle SIGNALS in this process (once; the handlers they replace are kept for `hand_over`)."""
+    """Handle SIGNALS in this process (once; the handlers they replace are kept for `hand_over`). Only the main
+    thread may set handlers: a job a launcher runs in another thread keeps the process's own."""
+    if threading.current_thread() is not threading.main_thread():
+        log.warning("not the main thread: signals keep their handlers, a training stage is not checkpointed on one")
+        return
     for signum in SIGNALS:
         previous = signal.signal(signum, _handle)
         if previous is not _handle:

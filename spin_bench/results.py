@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypedDict
 
+from spin_bench.schema import EXECUTION_ONLY
 from spin_bench.stages import atomic_write_json, atomic_write_text, read_json, read_jsonl
 
 
@@ -114,7 +115,8 @@ def diagnostics_store(run_dir: Path) -> JsonlStore:
 # run_info.json ---------------------------------------------------------------------------------------------------
 
 RUN_INFO = "run_info.json"
-# Keys whose values may differ between two runs of one run directory: where and how it is logged.
+# Keys whose values may differ between two runs of one run directory: where and how it is logged (and the
+# EXECUTION_ONLY keys).
 UNCOMPARED = ("paths", "tracking", "optimized_metric", "axes")
 _MISSING = object()
 
@@ -175,7 +177,12 @@ def run_dir_conflict(run_dir: Path, config: Mapping[str, Any], layout: int) -> s
 
 
 def _compared(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in UNCOMPARED}
+    kept = {k: v for k, v in config.items() if k not in UNCOMPARED}
+    for key in EXECUTION_ONLY:  # `engine.checkpoint_steps`: how the run executes, not what it computes
+        section, _, leaf = key.partition(".")
+        if isinstance(kept.get(section), Mapping):
+            kept[section] = {k: v for k, v in kept[section].items() if k != leaf}
+    return kept
 
 
 def set_aside_older_layout(run_dir: Path) -> Path | None:

@@ -24,3 +24,7 @@ NonNegative = Annotated[int, Strict(), Field(ge=0)]
 PositiveNumber = Annotated[float, Strict(), Field(gt=0)]
 NonNegativeNumber = Annotated[float, Strict(), Field(ge=0)]
 Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
+
+# Config keys that change how a run executes (checkpoint cadence, how long ranks wait, progress bars), never what
+# it computes: not in a training stage's cache key, not an axis of a run's name, free to differ on a rerun.
+EXECUTION_ONLY = ("engine.checkpoint_steps", "engine.checkpoints_kept", "engine.timeout_s", "engine.progress_bar")

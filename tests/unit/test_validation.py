@@ -308,6 +308,16 @@ def test_a_run_directory_made_with_another_config_is_refused(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["embedded", "run_info.json", "runs", "spin-seed0"]
 
 
+def test_a_rerun_may_change_how_it_executes_but_not_what_it_computes(tmp_path):
+    """Checkpoint cadence, waits and progress bars (EXECUTION_ONLY) may differ on a rerun that resumes a run (a
+    preempted job rerun with more frequent checkpoints); they are no axis, so the run directory is the same."""
+    before = make_config(tmp_path, "method=spin")
+    write_run_info(before.paths.run_dir, {"layout": LAYOUT, "config": before.resolved})
+    after = make_config(tmp_path, "method=spin", "engine.checkpoint_steps=2", "engine.timeout_s=60")
+    assert after.paths.run_dir == before.paths.run_dir
+    check_inputs(after)  # no ConfigError; a key that changes what is computed is refused (the test above)
+
+
 def test_a_run_directory_of_an_older_layout_is_taken_over_and_its_files_set_aside(tmp_path):
     """Run directories written before the config sections were renamed hold no `layout`: a rerun is not refused,
     and the old files move to layout1/, so that no row of the old run mixes with the new one's."""
