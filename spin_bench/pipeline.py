@@ -101,8 +101,8 @@ def run(config: RunConfig) -> RunResult:
         rows = [ResultRow(**identity, iteration=t, **metric, checkpoint=checkpoint) for metric in metrics]  # type: ignore[typeddict-item]
         if main:
             results.upsert(rows)
-        if diagnosed and main:
-            diagnostics.upsert([{**identity, "iteration": t, **diagnosed}])
+            if diagnosed:
+                diagnostics.upsert([{**identity, "iteration": t, **diagnosed}])
         scores = {metric_key(m["task"], m["metric"]): m["value"] for m in metrics}
         tracker.log_iteration(t, metrics, average(scores, config.evaluation.headline), diagnosed)
         return rows

@@ -1,7 +1,8 @@
 """Every rank decision of a run, in one place: who is rank 0, how ranks agree, and how long any of them waits.
 
-A run is one process, or N processes started by `torchrun --nproc_per_node N`, `accelerate launch`, or SLURM
-(`srun` with N tasks: `adopt_slurm_tasks` maps SLURM's variables to torch.distributed's). Every rank runs the same
+A run is one process, or N processes started by `torchrun --nproc_per_node N` or SLURM (`srun` with N tasks:
+`adopt_slurm_tasks`, called by the entry point before the config is checked, maps SLURM's variables to
+torch.distributed's). Every rank runs the same
 pipeline, in the same order, so the same stages are reached in the same sequence; at each stage:
 
 - rank 0 decides whether the stage is cached and every rank follows that one decision (`broadcast`);
@@ -90,7 +91,6 @@ def init(timeout_s: float) -> None:
     gloo on CPUs; on GPUs NCCL for the tensors the training engine moves, plus a gloo group for this module's
     control messages, whose waits stay on the CPU and outlive NCCL's watchdog. HF Trainer and DeepSpeed find the
     group already made and use it, so `timeout_s` bounds their collectives too."""
-    adopt_slurm_tasks()
     if world_size() == 1:
         return
     import torch

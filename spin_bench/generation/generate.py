@@ -2,9 +2,9 @@
 
 Batched HF generation with the KV cache and left padding, prompts sorted by length so that each batch pads
 little (bucketing), seeded per batch, with a progress bar, its batches shared among the ranks of a multi-process
-run; or vLLM on GPUs (imported only when chosen). The output is
-cached by (model weights, how they load, prompts, decoding config): an identical request, such as iteration 0
-of every arm of a beta sweep, is computed once.
+run; or vLLM on GPUs (imported only when chosen). The output is cached by (model weights, how they load,
+prompts, decoding config): an identical request, such as iteration 0 of every arm of a beta sweep, is computed
+once.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, l
             tokens = model.generate(**batch, **decoding)
         replies = tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         answers.update((i, reply.strip()) for i, reply in zip(index, replies, strict=True))
-    for part in ranks.gather(answers) if ranks.world_size() > 1 else []:
+    for part in ranks.gather(answers):  # every rank's batches (on one process: its own)
         answers.update(part)
     return [answers[i] for i in range(len(texts))]
 

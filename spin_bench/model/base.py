@@ -37,10 +37,11 @@ def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir
         corpus = (render_exchange(r["prompt"], r["response"]) for r in rows)
         tokenizer = train_tokenizer(corpus, model.tokenizer.vocab_size, model.tokenizer.model_max_length)
         policy = build_tiny_llama(model.architecture, tokenizer, seed)
-        log.info("base model: %s parameters", f"{policy.num_parameters():,}")
+        parameters = policy.num_parameters()
+        log.info("base model: %s parameters", f"{parameters:,}")
         policy.save_pretrained(work / "model")
         tokenizer.save_pretrained(work / "model")
-        atomic_write_json(work / "info.json", {"parameters": policy.num_parameters()})
+        atomic_write_json(work / "info.json", {"parameters": parameters})
 
     initial = run_stage(cache_dir, "init", inputs, build, model.name) / "model"
     sft_rows = [{"prompt": r["prompt"], "response": r["response"]} for r in rows]
