@@ -1,6 +1,7 @@
 """Every rank decision of a run, in one place: who is rank 0, how ranks agree, and how long any of them waits.
 
-A run is one process, or N processes started by `torchrun --nproc_per_node N` or SLURM (`srun` with N tasks:
+A run is one process, or N processes started by `torchrun --nproc_per_node N`, `accelerate launch --multi_gpu
+--num_processes N`, or SLURM (`srun` with N tasks:
 `adopt_slurm_tasks`, called by the entry point before the config is checked, maps SLURM's variables to
 torch.distributed's). Every rank runs the same
 pipeline, in the same order, so the same stages are reached in the same sequence; at each stage:

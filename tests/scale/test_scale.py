@@ -2,7 +2,7 @@
 on the smoke study with one iteration.
 
 - 2 ranks over gloo, ZeRO-2 and ZeRO-3, against 1 process: per-step losses within 1e-4, greedy generations
-  identical, result rows equal;
+  identical, result rows equal; the same study under `accelerate launch`;
 - a killed rank ends the job within 2 minutes, naming the stage, and a rerun completes;
 - a run killed mid-stage (SIGKILL) or stopped by SIGTERM resumes from its checkpoint, with the same scores;
 - a study submitted through the SLURM launcher with 2 tasks ends with the local run's results; a requeued job
@@ -138,6 +138,17 @@ def test_two_ranks_train_generate_and_score_as_one_process(one_process, tmp_path
         ).read_text()
     assert results(tmp_path) == results(single)
     assert len(list((tmp_path / "runs" / "smoke").glob("spin-*/results.jsonl"))) == 1  # rank 0 alone writes
+
+
+def test_accelerate_launch_runs_the_study_on_two_ranks_as_one_process(one_process, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` (accelerate's multi-process launcher, also on CPU; its
+    `--cpu` mode would need MPI for more than one process)."""
+    launch = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "-m", "spin_bench.cli"]
+    out = subprocess.run([*launch, *STUDY, "engine=zero3", f"paths.root_dir={tmp_path}"], capture_output=True,
+                         text=True, timeout=600, env=subprocess_env())  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "joined the process group: rank 1 of 2" in out.stdout + out.stderr
+    assert results(tmp_path) == results(one_process["zero3"])
 
 
 def test_a_killed_rank_ends_the_job_and_a_rerun_completes(one_process, tmp_path):
