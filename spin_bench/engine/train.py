@@ -354,6 +354,10 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
 
     def build(work: Path) -> None:
         log.info("training %s from %s: %d rows, %s steps", label, start, len(rows), recipe.max_steps)
+        if ranks.world_size() > 1 and len(rows) % recipe.batch_size:
+            log.warning("%d rows are not a multiple of the batch %d: on %d ranks accelerate tops each epoch's last "
+                        "batch up with rows from its start, so that step differs from one process's (docs/scale.md)",
+                        len(rows), recipe.batch_size, ranks.world_size())  # fmt: skip
         model, tokenizer = load_checkpoint(start, loading)
         if loss is None:
             dataset = shared_dataset([conversation(r["prompt"], r["response"]) for r in rows], work, "train")

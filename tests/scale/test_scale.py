@@ -140,6 +140,12 @@ def test_two_ranks_train_generate_and_score_as_one_process(one_process, tmp_path
     assert len(list((tmp_path / "runs" / "smoke").glob("spin-*/results.jsonl"))) == 1  # rank 0 alone writes
 
 
+def test_a_partial_last_batch_on_several_ranks_is_named(tmp_path):
+    """200 SFT rows in batches of 16: the last step of the epoch is where N ranks and one process differ."""
+    output = run(tmp_path, "model.base_sft.batch_size=16", "method.iterations=0", ranks=2)
+    assert "200 rows are not a multiple of the batch 16: on 2 ranks accelerate tops" in output
+
+
 def test_accelerate_launch_runs_the_study_on_two_ranks_as_one_process(one_process, tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2` (accelerate's multi-process launcher, also on CPU; its
     `--cpu` mode would need MPI for more than one process)."""
