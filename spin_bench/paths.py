@@ -177,10 +177,22 @@ def _run_name_resolver(*, _root_: DictConfig) -> str:
     return run_name(str(_root_.method.name), axis_values(_root_, axis_keys(_root_)), _root_.seed)
 
 
+def local_jobs() -> int:
+    """How many jobs of a multirun run at once on this machine (conf/hydra/default.yaml, the joblib launcher):
+    one per CPU core (joblib's -1; each job then gets cores / jobs threads), or one at a time, in this process,
+    when this process is one rank of a launched multi-process job (torchrun, `srun -n N`), whose ranks must run
+    the same job together."""
+    launched = max(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("SLURM_NTASKS", "1")))
+    return 1 if launched > 1 else -1
+
+
 def register_resolver() -> None:
-    """`${spin_bench.run_name:}` in conf/paths: the run directory's name."""
+    """`${spin_bench.run_name:}` in conf/paths: the run directory's name; `${spin_bench.local_jobs:}` in
+    conf/hydra/default.yaml: `local_jobs()`."""
     if not OmegaConf.has_resolver("spin_bench.run_name"):
         OmegaConf.register_new_resolver("spin_bench.run_name", _run_name_resolver)
+    if not OmegaConf.has_resolver("spin_bench.local_jobs"):
+        OmegaConf.register_new_resolver("spin_bench.local_jobs", local_jobs)
 
 
 def is_local_path(path: str | Path) -> bool:

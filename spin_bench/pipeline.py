@@ -25,10 +25,11 @@ from spin_bench.data.world import World, build_world
 from spin_bench.engine.config import PreferenceLoss, Recipe, Trained
 from spin_bench.engine.train import train_stage
 from spin_bench.evaluation.harness import cli_command, evaluate, shell_line, task_dir
+from spin_bench.evaluation.probe import pair_similarity, probe, relative_to
 from spin_bench.generation.config import GenerationRow
 from spin_bench.generation.generate import generate
 from spin_bench.methods.base import IterationConfig, IterationInputs, PreferenceConfig, split_problem
-from spin_bench.model.base import build_base
+from spin_bench.model.base import base_diagnostics, build_base
 from spin_bench.paths import axis_labels, format_value
 from spin_bench.results import (
     MetricRow,
@@ -65,6 +66,9 @@ class BoundStages:
         return train_stage(label, start, rows, recipe, engine=self.config.engine, loading=self.config.model.loading,
                            seed=self.config.seed, cache_dir=self.config.paths.cache_dir, loss=loss, heldout=heldout,
                            base=self.base)  # fmt: skip
+
+    def similarity(self, checkpoint: str, pairs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        return pair_similarity(checkpoint, pairs, self.config.model.loading, self.config.paths.cache_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,10 +117,14 @@ def run(config: RunConfig) -> RunResult:
         world = build_world(config.data, cache_dir)
         check_world(config.method, config.arm.splits, world)
         log.info("[base] %s", config.model.name)
-        base = build_base(config.model, world, config.engine, cache_dir, config.seed)
+        trained_base = build_base(config.model, world, config.engine, cache_dir, config.seed)
+        base = trained_base.checkpoint
         tasks = task_dir(config.evaluation, world, cache_dir)
         log.info("[iteration 0/%d] evaluate the base model %s", iterations, base)
-        rows = record(0, evaluate(base, config.evaluation, tasks, loading, cache_dir), base)
+        answers = heldout_answers(world, config.method)  # whose log-probs every iteration's probe compares to p_0's
+        base_probe = probe(base, answers, loading, cache_dir)
+        diagnosed = base_diagnostics(trained_base, config.model) | relative_to(base_probe, base_probe)
+        rows = record(0, evaluate(base, config.evaluation, tasks, loading, cache_dir), base, diagnosed)
         stages, checkpoints, steps_done = BoundStages(config, base), [base], 0
         for t in range(iterations):
             log.info("[iteration %d/%d] %s (%s)", t + 1, iterations, config.method.name, config.method.kind)
@@ -125,7 +133,8 @@ def run(config: RunConfig) -> RunResult:
             checkpoints.append(result.checkpoint)
             stop = early_stop(method, result.diagnostics)
             metrics = evaluate(result.checkpoint, config.evaluation, tasks, loading, cache_dir)
-            rows += record(t + 1, metrics, result.checkpoint, result.diagnostics | {"early_stop": stop})
+            probed = relative_to(probe(result.checkpoint, answers, loading, cache_dir), base_probe)
+            rows += record(t + 1, metrics, result.checkpoint, result.diagnostics | probed | {"early_stop": stop})
             tracker.log_training(result.history, steps_done)
             tracker.log_samples(t + 1, result.samples)
             steps_done += result.diagnostics["train/steps"]
@@ -138,6 +147,15 @@ def run(config: RunConfig) -> RunResult:
         tracker.finish(failed=failed)
     command = cli_command(checkpoints[-1], config.evaluation, tasks, loading)
     return RunResult(rows, checkpoints, world, shell_line(command) if command else None)
+
+
+def heldout_answers(world: World, method: IterationConfig) -> list[dict[str, str]]:
+    """The real answers the probe scores at every iteration: the embedded world's `valid` split (no stage trains
+    on it), or a hub world's held-out SPIN prompts (the last `method.heldout` rows)."""
+    if world.has("valid"):
+        return [{"prompt": r["question"], "response": r["solution"]} for r in world.rows("valid")]
+    rows = world.rows("spin_prompts")
+    return [{"prompt": r["prompt"], "response": r["response"]} for r in rows[len(rows) - method.heldout :]]
 
 
 def check_world(method: IterationConfig, splits: Sequence[str], world: World) -> None:

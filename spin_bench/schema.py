@@ -27,4 +27,10 @@ Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
 
 # Config keys that change how a run executes (checkpoint cadence, how long ranks wait, progress bars), never what
 # it computes: not in a training stage's cache key, not an axis of a run's name, free to differ on a rerun.
-EXECUTION_ONLY = ("engine.checkpoint_steps", "engine.checkpoints_kept", "engine.timeout_s", "engine.progress_bar")
+EXECUTION_ONLY = (
+    "engine.checkpoint_steps",
+    "engine.checkpoints_kept",
+    "engine.timeout_s",
+    "engine.progress_bar",
+    "generation.progress_bar",
+)

@@ -7,13 +7,16 @@ docs/analysis.md describes the frame's columns and what each statistic means; th
 from spin_bench.analysis.load import load_diagnostics, load_results, load_wandb, notebook_dirs, wandb_rows
 from spin_bench.analysis.paper import method_table, paper_table
 from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes, save_png
+from spin_bench.analysis.questions import answer_table, sentences
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
+    best_by_method,
     confidence_intervals,
     final_scores,
     format_intervals,
     mean_ci,
+    objective_table,
     paired_test,
     score_table,
     variant_keys,
@@ -22,6 +25,8 @@ from spin_bench.analysis.stats import (
 __all__ = [
     "ablation_axes",
     "ablation_table",
+    "answer_table",
+    "best_by_method",
     "confidence_intervals",
     "final_scores",
     "format_intervals",
@@ -31,6 +36,7 @@ __all__ = [
     "mean_ci",
     "method_table",
     "notebook_dirs",
+    "objective_table",
     "paired_test",
     "paper_table",
     "plot_ablation",
@@ -39,6 +45,7 @@ __all__ = [
     "png_bytes",
     "save_png",
     "score_table",
+    "sentences",
     "variant_keys",
     "wandb_rows",
 ]

@@ -41,6 +41,11 @@ DIAGNOSTIC_PANELS = [
                                      ("train/logps/chosen", "real, train"),
                                      ("train/logps/rejected", "generated, train")]),
     ("answer length (chars)", [("real_chars", "real"), ("generated_chars", "generated")]),
+    ("held-out real answers: log p - base (nats)", [("heldout_real/logp_vs_base", "log p vs base")]),
+    ("entropy of the next token (nats)", [("heldout_real/answer_entropy", "final-answer digits"),
+                                          ("heldout_real/entropy", "every answer token")]),
+    ("pair similarity (CHES, normalised)", [("heldout/pairs/ches_normalised", "held-out pairs")]),
+    ("generated answers correct (share)", [("generated_correct", "self-play answers")]),
 ]  # fmt: skip
 STYLES = ["-", "--", ":", "-."]
 

@@ -20,19 +20,41 @@ import pandas as pd
 
 from spin_bench.analysis.load import load_diagnostics, load_results, tidy
 from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes
+from spin_bench.analysis.questions import answer_table, sentences
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
+    best_by_method,
     confidence_intervals,
     format_intervals,
+    objective_table,
     paired_test,
     score_table,
 )
+from spin_bench.paths import format_value
 from spin_bench.results import metric_key
 from spin_bench.stages import atomic_write_bytes
 
 INTRO = ("Scores in %. Iteration 0 is the base model, k the model after k iterations; `average` is the unweighted "
          "mean of the suite's headline metrics, the columns. CIs: Student t across seeds (n = seeds).")  # fmt: skip
+
+
+QUESTIONS = (
+    "Paired t-tests over seeds of the `average` score (a seed fixes the base model both sides start from); "
+    "`mean_difference` = SPIN - baseline in points, with its 95% CI. A CI that spans zero means no difference was "
+    "detected, not that there is none: its ends bound what this study could have missed."
+)
+OBJECTIVES = (
+    "Does each arm learn its own objective? Mean ± 95% CI across seeds, per iteration (0: the base model). "
+    "`heldout_real logp_vs_base`: log-probability of held-out real answers (the world's `valid` split, trained on by "
+    "no stage) minus the base model's, in nats per answer: SFT's objective, and the likelihood displacement of the "
+    "preference arms. `heldout_real answer_entropy`: entropy (nats) of the next token at the final-answer digits. "
+    "`heldout rewards/accuracies`: share of held-out pairs whose real (chosen) answer gets the larger implicit "
+    "reward, the preference arms' objective (chance: 0.5). `heldout pairs/ches_normalised`: how alike the pair's two "
+    "answers look to the model (CHES, Razin et al. 2024). `generated_correct`: share of the model's own answers to "
+    "the SPIN prompts that are correct. Training metrics (`train/...` in diagnostics.jsonl) are averaged over "
+    "each whole stage."
+)
 
 
 def results_table(rows: Sequence[Mapping[str, Any]], headline: Sequence[str]) -> str:
@@ -43,8 +65,10 @@ def results_table(rows: Sequence[Mapping[str, Any]], headline: Sequence[str]) ->
 
 
 def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[str, bytes]]:
-    """The report of the runs below `paths`, in memory: (the score table's text, {file name: contents}).
-    Raises ValueError naming the path when one does not exist or holds no results."""
+    """The report of the runs below `paths`, in memory: (its summary, {file name: contents}). The summary is what
+    a study prints at its end: the score table (with several seeds, their mean and 95% CI instead), the paper's
+    three questions answered, and the table of what each arm learned. Raises ValueError naming the path when
+    one does not exist or holds no results."""
     results = load_results(paths)
     try:
         diagnostics = load_diagnostics(paths)
@@ -55,7 +79,16 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
     figures = {"scores.png": plot_scores(results)}
     sections = [("#", f"{title}: scores in %", [("text", INTRO), ("table", table), ("image", "scores.png")])]
     intervals = confidence_intervals(results)
-    if intervals["n"].max() >= 2:
+    several = intervals["n"].max() >= 2
+    printed = [f"mean ± 95% CI across seeds (n seeds), scores in %\n{_text(format_intervals(intervals))}" if several
+               else table]  # fmt: skip
+    answers = answer_table(results)
+    if len(answers):
+        said = sentences(answers)
+        sections.append(("##", "The paper's three questions",
+                         [("text", QUESTIONS), ("text", "\n\n".join(said)), ("table", _text(answers))]))  # fmt: skip
+        printed.append("\n".join(said))
+    if several:
         sections.append(("##", "Mean and 95% CI across seeds", [("table", _text(format_intervals(intervals)))]))
         tests = paired_test(results)
         if len(tests):
@@ -67,15 +100,27 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
         figures[name] = plot_ablation(results, axis)
         summary = _text(format_intervals(ablation_table(results, axis)))
         text = "Each run's final-iteration score: mean ± 95% CI half-width across seeds, n seeds."
-        sections.append(("##", f"Ablation: {axis}", [("text", text), ("table", summary), ("image", name)]))
+        winners = best_by_method(results, axis)
+        winners[axis] = winners[axis].map(format_value)  # 1e-05, not 0.0 at two decimals
+        best = _text(winners.set_index("method"))
+        rule = (f"Per method, the `{axis}` with the highest mean final-iteration `average` (ties: the smallest): the "
+                "tuning rule of docs/tuning.md.")  # fmt: skip
+        sections.append(("##", f"Ablation: {axis}", [("text", text), ("table", summary), ("image", name),
+                                                     ("text", rule), ("table", best)]))  # fmt: skip
+        printed.append(f"highest mean final-iteration average per method, by {axis}\n{best}")
     if diagnostics is not None:
         figures["diagnostics.png"] = plot_diagnostics(diagnostics)
-        sections.append(("##", "Self-play diagnostics", [("image", "diagnostics.png")]))
+        learned = objective_table(diagnostics)
+        items: list[tuple[str, str]] = []
+        if len(learned):
+            items += [("text", OBJECTIVES), ("table", _text(format_intervals(learned)))]
+            printed.append(f"what each arm learned (held-out; mean ± 95% CI)\n{_text(format_intervals(learned, 3))}")
+        sections.append(("##", "Diagnostics: what each arm learned", [*items, ("image", "diagnostics.png")]))
     files = {name: png_bytes(fig) for name, fig in figures.items()}
     files["report.md"] = _markdown(sections).encode()
     if html_page:
         files["report.html"] = _html(title, sections, files).encode()
-    return table, files
+    return "\n\n".join(printed), files
 
 
 def write_files(out: Path, files: Mapping[str, bytes]) -> None:
@@ -84,13 +129,14 @@ def write_files(out: Path, files: Mapping[str, bytes]) -> None:
 
 
 def write_report(study_dir: Path) -> str:
-    """Write the study's report into `study_dir` and return its score table (no results: a note, no files)."""
+    """Write the study's report into `study_dir` and return its summary (`render`; no results: a note, no
+    files)."""
     study_dir = Path(study_dir)
     if not any(p.stat().st_size for p in study_dir.glob("*/results.jsonl")):
         return "(no results)"
-    table, files = render([study_dir])
+    summary, files = render([study_dir])
     write_files(study_dir, files)
-    return table
+    return summary
 
 
 def _text(frame: pd.DataFrame) -> str:

@@ -93,6 +93,18 @@ def ablation_table(frame: pd.DataFrame, axis: str, level: float = 0.95) -> pd.Da
     return mean_ci(_long(final_scores(runs)), [*variant_keys(runs), "column"], "score", level)
 
 
+def best_by_method(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """The tuning rule (docs/tuning.md): per method, the value of `axis` whose runs have the highest mean
+    final-iteration `average` across seeds; on a tie, the smallest value. Rows: method, the axis, mean, n."""
+    table = ablation_table(frame, axis)
+    averages = table.xs("average", level="column").reset_index()
+    rows = []
+    for method, runs in averages.groupby("method"):
+        best = runs.sort_values(axis).loc[lambda r: r["mean"] == r["mean"].max()].iloc[0]
+        rows.append({"method": method, axis: best[axis], "mean": best["mean"], "n": int(best["n"])})
+    return pd.DataFrame(rows, columns=["method", axis, "mean", "n"])
+
+
 def paired_test(
     frame: pd.DataFrame,
     treatment: str = "spin",
@@ -121,7 +133,9 @@ def paired_test(
                     pairs = pd.concat([a, b], axis=1, join="inner").dropna()
                     compared = {"study": study, "treatment": label, "baseline": b_label, "iteration": at}
                     rows.append(
-                        compared | {"baseline_iteration": b_at} | _ttest(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
+                        compared
+                        | {"baseline_iteration": b_at}
+                        | ttest_paired(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
                     )
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
@@ -137,7 +151,9 @@ def _variants(runs: pd.DataFrame, method: str, axes: list[str],
         yield variant_label(["method", *axes], values), dict(zip(axes, values[1:], strict=True)), int(at), scores
 
 
-def _ttest(a: pd.Series, b: pd.Series, level: float) -> dict:
+def ttest_paired(a: pd.Series, b: pd.Series, level: float = 0.95) -> dict:
+    """Paired t-test of a - b (aligned series): n, mean difference, its CI at `level`, t, p, and a `note` when
+    the test is undefined (fewer than 2 pairs, or differences that do not vary)."""
     n, mean = len(a), float((a - b).mean()) if len(a) else math.nan
     if n < 2:
         return {"n": n, "mean_difference": mean, "ci_low": math.nan, "ci_high": math.nan, "t": math.nan,
@@ -159,3 +175,24 @@ def _long(table: pd.DataFrame) -> pd.DataFrame:
 
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+# What the report's objective table shows (diagnostics.jsonl keys): the held-out objective of each arm.
+OBJECTIVE_KEYS = ["heldout_real/logp_vs_base", "heldout_real/answer_entropy", "heldout/rewards/accuracies",
+                  "heldout/pairs/ches_normalised", "generated_correct"]  # fmt: skip
+
+
+def objective_table(
+    diagnostics: pd.DataFrame, keys: Sequence[str] = OBJECTIVE_KEYS, level: float = 0.95
+) -> pd.DataFrame:
+    """Mean and CI across seeds of the diagnostics `keys` that the runs logged, per variant and iteration, in the
+    shape of `confidence_intervals` (rows (variant keys..., iteration, column)), for `format_intervals`."""
+    present = [k for k in keys if k in diagnostics and diagnostics[k].notna().any()]
+    if not present:
+        return pd.DataFrame()
+    by = [*variant_keys(diagnostics), "iteration"]
+    long = diagnostics.melt(id_vars=by, value_vars=present, var_name="column", value_name="value").dropna(
+        subset=["value"]
+    )
+    long["column"] = long["column"].str.replace("/", " ", n=1)
+    return mean_ci(long, [*by, "column"], "value", level)

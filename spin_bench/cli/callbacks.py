@@ -31,6 +31,6 @@ class StudyReport(Callback):
         from spin_bench.analysis.report import write_report
 
         study_dir = Path(config.paths.study_dir)
-        table = write_report(study_dir)
-        print(f"\n=== study {config.study}: scores in % (iteration 0 = the base model) ===\n{table}")
+        summary = write_report(study_dir)
+        print(f"\n=== study {config.study}: scores in % (iteration 0 = the base model) ===\n{summary}")
         print(f"\ntable: {study_dir / 'report.md'}\nplot: {study_dir / 'scores.png'}")

@@ -38,6 +38,7 @@ class Splits:
     sft_train: Positive  # the base model's SFT data
     spin_prompts: Positive  # self-play prompts with their real answers
     dpo_pairs: Positive  # chosen = correct solution, rejected = an arithmetic slip carried through
+    valid: Positive  # validation: the base stage's held-out SFT loss, and the tuning suite (valid, valid_hard)
     test: Positive
     test_hard: Positive
 
@@ -51,6 +52,18 @@ class EmbeddedData:
     hard_difficulty: Difficulty  # test_hard: more steps than training shows
     splits: Splits
     mc_choices: Annotated[int, Field(ge=2)]  # arith_mc: the correct solution among (mc_choices - 1) slipped ones
+    answer_variation: Flag  # each solution in one of several correct styles (arithmetic.Style); false: one style
+    # Where SPIN's prompts and real answers come from: `sft_train` (the paper: a subset of the base model's SFT
+    # data, the first `splits.spin_prompts` rows) or `new` (unseen problems of the same distribution).
+    spin_prompts_from: Literal["sft_train", "new"]
+
+    @model_validator(mode="after")
+    def _spin_prompts_fit(self) -> EmbeddedData:
+        if self.spin_prompts_from == "sft_train" and self.splits.spin_prompts > self.splits.sft_train:
+            raise ValueError(f"splits.spin_prompts {self.splits.spin_prompts} > splits.sft_train "
+                             f"{self.splits.sft_train}: with spin_prompts_from=sft_train they are its "
+                             "first rows")  # fmt: skip
+        return self
 
     def split_sizes(self) -> dict[str, int | None]:
         """The splits a method can read, with their rows (the others are the base model's SFT data and tests)."""

@@ -28,6 +28,9 @@ class World:
             raise FileNotFoundError(f"world {self.root} has no split {split!r}; it has {have}")
         return path
 
+    def has(self, split: str) -> bool:
+        return (self.root / "data" / f"{split}.jsonl").is_file()
+
     def rows(self, split: str) -> list[dict[str, Any]]:
         return read_jsonl(self.path(split))
 

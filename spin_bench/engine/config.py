@@ -82,6 +82,16 @@ class Recipe:
 
 
 @dataclass(frozen=True, config=STRICT)
+class Plateau:
+    """Train until the held-out loss plateaus: it is evaluated after every epoch, and training stops once it has
+    improved by no more than `min_delta` (nats per token) `patience` evaluations in a row (HF Trainer's
+    EarlyStoppingCallback); the recipe's `epochs` is then the cap."""
+
+    min_delta: NonNegativeNumber
+    patience: Positive
+
+
+@dataclass(frozen=True, config=STRICT)
 class PreferenceLoss:
     """The pairwise loss of a preference stage: TRL's `beta` and `loss_type`, and the reference it measures
     against: `reference_alpha` 0 is the stage's starting model (SPIN's p_t), 1 the base model, between them the
@@ -90,6 +100,7 @@ class PreferenceLoss:
     beta: PositiveNumber
     loss_type: LossType
     reference_alpha: Fraction = 0.0
+    nll_weight: NonNegativeNumber = 0.0  # > 0: plus this times TRL's `sft` loss (NLL of the chosen answers), as RPO
 
 
 @dataclass(frozen=True, config=STRICT)

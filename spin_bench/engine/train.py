@@ -28,14 +28,14 @@ from typing import Any
 import torch
 from datasets import Dataset, load_dataset
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.trainer.utils import add_fused_lm_head
 
 from spin_bench import preemption, ranks
 from spin_bench.engine.checkpoint import load_checkpoint
-from spin_bench.engine.config import EngineConfig, Loading, PreferenceLoss, Recipe, Trained
+from spin_bench.engine.config import EngineConfig, Loading, Plateau, PreferenceLoss, Recipe, Trained
 from spin_bench.stages import (
     RESUMABLE,
     SCRATCH,
@@ -123,24 +123,36 @@ def shared_dataset(rows: Sequence[Mapping[str, Any]], work: Path, name: str) -> 
 
 
 def sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, engine: EngineConfig,
-        recipe: Recipe, work: Path, seed: int) -> dict[str, Any]:  # fmt: skip
+        recipe: Recipe, work: Path, seed: int, heldout: Dataset | None = None,
+        plateau: Plateau | None = None) -> dict[str, Any]:  # fmt: skip
     """Supervised fine-tuning on conversational prompt/completion rows (loss on completion tokens only).
 
-    The trained model is saved to `work/model` as an HF directory (through `Trainer.save_model`, which gathers
-    ZeRO-3's partitioned parameters); mid-stage checkpoints go to `work/resume`. Returns training statistics.
+    With `heldout` rows their loss is evaluated after every epoch (`eval_loss` in the log history) and once at
+    the end (`heldout_loss`); with a `plateau` too, training stops once that loss stops improving (HF's
+    EarlyStoppingCallback on `eval_loss`). The trained model is saved to `work/model` as an HF directory
+    (through `Trainer.save_model`, which gathers ZeRO-3's partitioned parameters); mid-stage checkpoints go to
+    `work/resume`. Returns training statistics.
     """
     ensure_process_group_env()
+    evaluating = {"eval_strategy": "epoch", "metric_for_best_model": "eval_loss", "greater_is_better": False,
+                  "per_device_eval_batch_size": engine.micro_batch(recipe, ranks.world_size())}  # fmt: skip
     args = SFTConfig(
         **trainer_arguments(engine, recipe, Path(work) / RESUMABLE, seed),
+        **(evaluating if heldout else {}),
         max_length=recipe.max_length,
         completion_only_loss=True,
         packing=False,
         dataset_num_proc=1,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    callbacks = [EarlyStoppingCallback(plateau.patience, plateau.min_delta)] if heldout and plateau else []
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=heldout,
+                         processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
     result = fit(trainer, engine)
     log.info("SFT finished: %d steps, train loss %.4f", result.global_step, result.training_loss)
-    return _save(trainer, Path(work) / "model") | _run_stats(trainer, result)
+    stats = _run_stats(trainer, result)
+    if heldout is not None:
+        stats["heldout_curve"] = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    return _save(trainer, Path(work) / "model") | stats
 
 
 class MixedReferenceDPOTrainer(DPOTrainer):
@@ -196,7 +208,8 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     args = DPOConfig(
         **trainer_arguments(engine, recipe, Path(work) / RESUMABLE, seed),
         beta=loss.beta,
-        loss_type=[loss.loss_type],
+        loss_type=[loss.loss_type, "sft"] if loss.nll_weight else [loss.loss_type],
+        loss_weights=[1.0, loss.nll_weight] if loss.nll_weight else None,
         max_length=recipe.max_length,
         precompute_ref_log_probs=True,
         per_device_eval_batch_size=engine.micro_batch(recipe, ranks.world_size()),
@@ -329,11 +342,14 @@ def _save(trainer: Any, directory: Path) -> dict[str, Any]:
 
 def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recipe: Recipe, *, engine: EngineConfig,
                 loading: Loading, seed: int, cache_dir: Path, loss: PreferenceLoss | None = None,
-                heldout: Sequence[Mapping[str, Any]] = (), base: str | None = None) -> Trained:  # fmt: skip
+                heldout: Sequence[Mapping[str, Any]] = (), base: str | None = None,
+                plateau: Plateau | None = None) -> Trained:  # fmt: skip
     """Train from `start` on `rows` (`{prompt, response}` for SFT; `{prompt, chosen, rejected}` pairs with a
-    `loss`), cached by everything that makes the result: starting weights, data, recipe (with its step budget),
-    loss and reference, engine, seed. `label` names the stage directory (the method's kind, or `base`). Every rank
-    of a multi-process run trains; the process count is not part of the key, as it does not change the result."""
+    `loss`), scoring the `heldout` rows of the same kind (SFT: after every epoch, and stopping at a `plateau`),
+    cached by everything that makes the result: starting weights, data, recipe (with its step budget), loss and
+    reference, stopping rule, engine, seed. `label` names the stage directory (the method's kind, or `base`).
+    Every rank of a multi-process run trains; the process count is not part of the key, as it does not change
+    the result."""
     # A mixture of the starting model and the base model is the starting model itself when the two are the same
     # (iteration 0): alpha 0 then, so every reference choice shares that stage.
     if loss is not None and start == base:
@@ -348,6 +364,7 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "data": content_hash(list(rows), list(heldout), length=16),
         "recipe": dataclasses.asdict(recipe),
         "loss": dataclasses.asdict(loss) if loss else None,
+        "plateau": dataclasses.asdict(plateau) if plateau else None,
         "engine": engine.spec(),
         "seed": seed,
     }  # fmt: skip
@@ -361,7 +378,12 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         model, tokenizer = load_checkpoint(start, loading)
         if loss is None:
             dataset = shared_dataset([conversation(r["prompt"], r["response"]) for r in rows], work, "train")
-            stats = sft(model, tokenizer, dataset, engine, recipe, work, seed)
+            held = (
+                shared_dataset([conversation(r["prompt"], r["response"]) for r in heldout], work, "heldout")
+                if heldout
+                else None
+            )
+            stats = sft(model, tokenizer, dataset, engine, recipe, work, seed, held, plateau)
         else:
             base_model = load_checkpoint(base, loading)[0] if mixing and base else None
             pairs = shared_dataset([preference_row(p) for p in rows], work, "train")

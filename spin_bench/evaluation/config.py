@@ -74,6 +74,9 @@ class EvaluationConfig:
     limit: Positive | None  # evaluate only the first N examples of each task
     bootstrap_iters: NonNegative
     seed: Integer
+    # The embedded world's splits the suite scores: `test` (reported results) or `valid` (tuning: choosing a
+    # learning rate never looks at the test sets). Not used by the harness suite.
+    split: Literal["test", "valid"] = "test"
 
     @field_validator("tasks")
     @classmethod

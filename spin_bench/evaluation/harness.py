@@ -30,17 +30,21 @@ log = logging.getLogger(__name__)
 
 def task_dir(config: EvaluationConfig, world: World, cache_dir: Path) -> Path | None:
     """Where lm-eval finds the suite's own tasks: the embedded task YAMLs with `{data_dir}` set to this world's
-    data directory (a directory of plain task YAMLs, so that the stock `lm_eval` CLI scores any checkpoint with
-    `--include_path <this dir>` exactly as the harness does in process), or None for lm-eval's built-ins."""
+    data directory and `{split}` to `evaluation.split` (a directory of plain task YAMLs, so that the stock
+    `lm_eval` CLI scores any checkpoint with `--include_path <this dir>` exactly as the harness does in
+    process), or None for lm-eval's built-ins."""
     if config.suite != "embedded":
         return None
     templates = {t.name: t.read_text() for t in TASKS.iterdir() if t.name.endswith(".yaml")}
 
     def build(tmp: Path) -> None:
         for name, text in templates.items():
-            (tmp / name).write_text(text.replace("{data_dir}", str(world.root / "data")))
+            (tmp / name).write_text(
+                text.replace("{data_dir}", str(world.root / "data")).replace("{split}", config.split)
+            )
 
-    return run_stage(cache_dir, "tasks", {"world": world.root.name, "templates": templates}, build, world.root.name)
+    inputs = {"world": world.root.name, "templates": templates, "split": config.split}
+    return run_stage(cache_dir, "tasks", inputs, build, f"{world.root.name}-{config.split}")
 
 
 def evaluate(checkpoint: str, config: EvaluationConfig, tasks: Path | None, loading: Loading,

@@ -44,7 +44,7 @@ def generate(checkpoint: str, prompts: Sequence[PromptRow], config: GenerationCo
         "checkpoint": checkpoint_fingerprint(checkpoint),
         "loading": loading.spec(),
         "prompts": content_hash([(p["id"], p["prompt"]) for p in prompts], length=16),
-        "decoding": dataclasses.asdict(config),
+        "decoding": {k: v for k, v in dataclasses.asdict(config).items() if k != "progress_bar"},
         **({"seeding": "per batch"} if config.temperature > 0 else {}),  # sampled answers: seeded per batch
     }
 

@@ -93,6 +93,7 @@ class PreferenceConfig(IterationConfig):
     loss_type: LossType
     reference: Literal["previous", "base", "mixture"]  # p_t (SPIN), p_0, or alpha-SPIN's mixture of the two
     alpha: Fraction  # reference=mixture: log p_ref = alpha * log p_0 + (1 - alpha) * log p_t
+    nll_weight: NonNegativeNumber  # > 0: add this times the NLL of the real (chosen) answers (RPO's regulariser)
     early_stop_below: NonNegativeNumber | None  # stop when the held-out reward accuracy falls under this
 
     @field_validator("early_stop_below")
@@ -104,7 +105,7 @@ class PreferenceConfig(IterationConfig):
 
     def loss(self) -> PreferenceLoss:
         alpha = {"previous": 0.0, "base": 1.0, "mixture": self.alpha}[self.reference]
-        return PreferenceLoss(self.beta, self.loss_type, alpha)
+        return PreferenceLoss(self.beta, self.loss_type, alpha, self.nll_weight)
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +138,8 @@ class Stages(Protocol):
 
     def train(self, label: str, start: str, rows: Rows, recipe: Recipe, loss: PreferenceLoss | None = None,
               heldout: Rows = ()) -> Trained: ...  # fmt: skip
+
+    def similarity(self, checkpoint: str, pairs: Rows) -> dict[str, float]: ...
 
 
 @dataclasses.dataclass
@@ -198,13 +201,17 @@ def budgeted(config: IterationConfig, t: int, train_prompts: int) -> Recipe:
 
 
 def summarize(trained: Trained) -> dict[str, Any]:
-    """Per-iteration diagnostics from a training stage's statistics: the final loss, the optimizer steps, the
-    DeepSpeed ZeRO stage that ran, TRL's reward metrics at the last logging step (`train/...`) and on the
-    held-out pairs (`heldout/...`)."""
+    """Per-iteration diagnostics from a training stage's statistics: the loss averaged over the stage, the
+    optimizer steps, the DeepSpeed ZeRO stage that ran, TRL's reward and log-prob metrics averaged over every
+    logging window of the stage (`train/...`) and at its last window (`train_last/...`), and on the held-out
+    pairs after training (`heldout/...`)."""
     stats = trained.stats
     out = {"train/loss": stats["train_loss"], "train/steps": stats["steps"], "zero_stage": stats["zero_stage"]}
-    last = stats["log_history"][-1] if stats.get("log_history") else {}
-    out |= {f"train/{k}": v for k, v in last.items() if k.startswith(("rewards/", "logps/"))}
+    history = stats.get("log_history") or []
+    keys = sorted({k for entry in history for k in entry if k.startswith(("rewards/", "logps/"))})
+    for key in keys:
+        values = [entry[key] for entry in history if key in entry]
+        out[f"train/{key}"], out[f"train_last/{key}"] = sum(values) / len(values), values[-1]
     out |= {f"heldout/{k}": v for k, v in stats.get("heldout", {}).items() if k.startswith(("rewards/", "logps/"))}
     return out
 

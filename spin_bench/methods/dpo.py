@@ -27,7 +27,9 @@ class Dpo:
         pairs, heldout = split_heldout(inputs.world.rows("dpo_pairs"), config.heldout, config.prompts, "dpo_pairs")
         recipe = budgeted(config, inputs.t, len(real))
         trained = stages.train("dpo", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
-        return iteration(trained, {"steps_budget": recipe.max_steps, "pairs": len(pairs)})
+        similarity = stages.similarity(inputs.checkpoints[-1], heldout) if heldout else {}
+        return iteration(trained, {"steps_budget": recipe.max_steps, "pairs": len(pairs)}
+                         | {f"heldout/pairs/{k}": v for k, v in similarity.items()})  # fmt: skip
 
 
 METHOD = Dpo()

@@ -13,6 +13,8 @@ is SPIN's convergence signal (`early_stop_below`).
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -54,13 +56,9 @@ class Spin:
         recipe = budgeted(config, t, len(real))
         trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
         current = [p for p in pairs if p["iteration"] == t]
-        diagnostics = {
-            "steps_budget": recipe.max_steps,
-            "pairs": len(pairs),
-            "degenerate": sum(p["chosen"].strip() == p["rejected"].strip() for p in pairs),  # carry no signal
-            "generated_chars": _mean_length(p["rejected"] for p in current),
-            "real_chars": _mean_length(p["chosen"] for p in current),
-        }
+        diagnostics = pair_diagnostics(pairs, current, real, generations[t]) | {"steps_budget": recipe.max_steps}
+        similarity = stages.similarity(inputs.checkpoints[-1], heldout) if heldout else {}
+        diagnostics |= {f"heldout/pairs/{k}": v for k, v in similarity.items()}
         return iteration(trained, diagnostics, current[: config.samples_logged])
 
 
@@ -82,9 +80,36 @@ def spin_pairs(generations: Mapping[int, Sequence[GenerationRow]], real: Sequenc
     return pairs
 
 
-def _mean_length(texts: Any) -> float:
-    lengths = [len(t) for t in texts]
-    return sum(lengths) / len(lengths) if lengths else 0.0
+def pair_diagnostics(pairs: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]],
+                     real: Sequence[PromptRow], generated: Sequence[GenerationRow]) -> dict[str, Any]:  # fmt: skip
+    """What the self-play pairs look like: how many, how many identical (they carry no signal), the lengths of
+    the real and generated answers of this iteration, how alike their texts are (difflib's ratio, 1 = equal),
+    and, where the world knows the numeric answers, the share of generated answers that are correct."""
+    answers = {row["id"]: row.get("answer") for row in real}
+    final = {row["id"]: _final_answer(row["generated"]) for row in generated if row["id"] in answers}
+    known = [i for i, a in answers.items() if a is not None]
+    out = {
+        "pairs": len(pairs),
+        "degenerate": sum(p["chosen"].strip() == p["rejected"].strip() for p in pairs),
+        "generated_chars": _mean(len(p["rejected"]) for p in current),
+        "real_chars": _mean(len(p["chosen"]) for p in current),
+        "pair_text_similarity": _mean(
+            difflib.SequenceMatcher(None, p["chosen"], p["rejected"]).ratio() for p in current
+        ),
+    }
+    if known:
+        out["generated_correct"] = sum(final.get(i) == answers[i] for i in known) / len(known)
+    return out
+
+
+def _final_answer(text: str) -> int | None:
+    found = re.findall(r"#### (-?[0-9]+)", text)  # the suite's strict-match filter: the first answer line
+    return int(found[0]) if found else None
+
+
+def _mean(values: Any) -> float:
+    listed = list(values)
+    return sum(listed) / len(listed) if listed else 0.0
 
 
 METHOD = Spin()

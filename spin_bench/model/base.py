@@ -2,7 +2,8 @@
 
 Embedded scale (`model.source: scratch`): train a tokenizer on the world's SFT corpus and build a tiny Llama from
 config (the `init` stage, on rank 0), then SFT it from scratch with the `base_sft` recipe through the same
-training stage as every method (spin_bench/engine/train.py: every rank, mid-stage checkpoints, resume). Both
+training stage as every method (spin_bench/engine/train.py: every rank, mid-stage checkpoints, resume), until its
+loss on the world's `valid` solutions plateaus (`model.plateau`), as a finished SFT model has. Both
 are cached by everything that made them (world, model config, training engine, seed), so every study and sweep
 arm over the same world reuses them. Paper scale (`model.source: pretrained`): the checkpoint is the given model.
 """
@@ -10,13 +11,15 @@ arm over the same world reuses them. Paper scale (`model.source: pretrained`): t
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from pathlib import Path
+from typing import Any
 
 from spin_bench.data.world import World
-from spin_bench.engine.config import EngineConfig
+from spin_bench.engine.config import EngineConfig, Trained
 from spin_bench.engine.train import train_stage
-from spin_bench.model.config import ModelConfig, PretrainedModel
+from spin_bench.model.config import ModelConfig, PretrainedModel, ScratchModel
 from spin_bench.model.llama import build_tiny_llama
 from spin_bench.model.tokenizer import render_exchange, train_tokenizer
 from spin_bench.stages import atomic_write_json, run_stage
@@ -24,10 +27,11 @@ from spin_bench.stages import atomic_write_json, run_stage
 log = logging.getLogger(__name__)
 
 
-def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir: Path, seed: int) -> str:
-    """The base checkpoint: an HF directory (or, at paper scale, a hub id) that loads with from_pretrained."""
+def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir: Path, seed: int) -> Trained:
+    """The base checkpoint (an HF directory, or at paper scale a hub id, that loads with from_pretrained) and its
+    training statistics (none for a given checkpoint)."""
     if isinstance(model, PretrainedModel):
-        return model.name_or_path
+        return Trained(model.name_or_path, {})
     rows = world.rows("sft_train")
     architecture = {k: v for k, v in dataclasses.asdict(model).items() if k != "base_sft"}
     inputs = {"world": world.root.name, "model": architecture, "seed": seed}
@@ -45,6 +49,30 @@ def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir
 
     initial = run_stage(cache_dir, "init", inputs, build, model.name) / "model"
     sft_rows = [{"prompt": r["prompt"], "response": r["response"]} for r in rows]
-    trained = train_stage("base", str(initial), sft_rows, model.base_sft, engine=engine, loading=model.loading,
-                          seed=seed, cache_dir=cache_dir)  # fmt: skip
-    return trained.checkpoint
+    valid = [{"prompt": r["question"], "response": r["solution"]} for r in world.rows("valid")]
+    return train_stage("base", str(initial), sft_rows, model.base_sft, engine=engine, loading=model.loading,
+                       seed=seed, cache_dir=cache_dir, heldout=valid, plateau=model.plateau)  # fmt: skip
+
+
+def base_diagnostics(trained: Trained, model: ModelConfig) -> dict[str, Any]:
+    """The base stage's record (iteration 0 of diagnostics.jsonl): its epochs and steps, the held-out SFT loss
+    after each epoch, and whether it met its plateau criterion (the last evaluation improved by at most
+    `min_delta`; `False`: the epoch cap stopped it first, and the base model is not finished: a warning says so).
+    Nothing for a given (pretrained) checkpoint."""
+    curve = trained.stats.get("heldout_curve")
+    if not curve or not isinstance(model, ScratchModel):
+        return {}
+    gains = [a - b for a, b in itertools.pairwise(curve)]
+    plateaued = bool(gains) and gains[-1] <= model.plateau.min_delta
+    if not plateaued:
+        log.warning("the base model did not plateau within model.base_sft.epochs=%d (its held-out SFT loss still "
+                    "fell %s in the last epoch): it is not a finished SFT model; raise the cap", len(curve),
+                    f"{gains[-1]:.4f}" if gains else "(one epoch: unknown)")  # fmt: skip
+    return {
+        "base/epochs": len(curve),
+        "base/steps": trained.stats["steps"],
+        "base/heldout_loss": curve[-1],
+        "base/heldout_curve": curve,
+        "base/last_gain": gains[-1] if gains else None,
+        "base/plateaued": plateaued,
+    }

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.engine.config import Dtype, Loading, Recipe
+from spin_bench.engine.config import Dtype, Loading, Plateau, Recipe
 from spin_bench.schema import STRICT, Flag, Positive
 
 
@@ -53,7 +53,8 @@ class ScratchModel:
     trust_remote_code: Flag
     tokenizer: TokenizerConfig
     architecture: Architecture
-    base_sft: Recipe  # the base stage's budget
+    base_sft: Recipe  # the base stage's recipe; its `epochs` is a cap: training stops at the plateau
+    plateau: Plateau  # when the base model is done: its held-out SFT loss (the world's `valid` split) plateaus
 
     @property
     def loading(self) -> Loading:

@@ -1,4 +1,4 @@
-"""The integration tier's one expensive fixture: the smoke study (experiment=smoke: spin, sft and dpo, two
+"""The integration tier's one expensive fixture: the smoke study (experiment=smoke: spin, sft, dpo and epochs, two
 iterations each, on a shrunk world and model), run once per session through the pipeline.
 
 No test writes into it. Each test module gets its own copy (`smoke`), hard-linked file by file, so a module may
@@ -19,7 +19,7 @@ from spin_bench.config import RunConfig
 from spin_bench.pipeline import RunResult, run
 from tests.conftest import make_config
 
-METHODS = ("spin", "sft", "dpo")
+METHODS = ("spin", "sft", "dpo", "epochs")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -76,7 +76,7 @@ def test_the_worked_plugin_runs_in_run_mode_and_keeps_hydras_files_in_its_run_di
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "results.jsonl").is_file()
     assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["method"]["kind"] == "my_arms.self_sft"
     assert not (smoke.root / "runs" / "plugin" / "multirun").exists()
-    (diagnostics,) = read_jsonl(run_dir / "diagnostics.jsonl")
+    (_, diagnostics) = read_jsonl(run_dir / "diagnostics.jsonl")  # the base model's row, then iteration 1
     assert diagnostics["rows"] == 24 and diagnostics["train/steps"] == 3  # SPIN's budget: ceil(24 / 8)
     assert any(p.name.startswith("self_sft-") for p in (smoke.root / ".cache" / "train").iterdir())
     bad = spin_bench(smoke.root, *args, "method.heldout=-1", env={"PYTHONPATH": str(tmp_path)})

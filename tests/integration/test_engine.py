@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spin_bench.data.world import build_world
-from spin_bench.engine.config import PreferenceLoss, Recipe
+from spin_bench.engine.config import Plateau, PreferenceLoss, Recipe
 from spin_bench.engine.train import conversation, preference, preference_row, sft
 from spin_bench.model.llama import build_tiny_llama
 from spin_bench.stages import read_json
@@ -76,6 +76,32 @@ def test_first_step_loss_when_policy_equals_reference(setup, tmp_path, loss_type
     stats, _ = train(setup, tmp_path, PreferenceLoss(0.1, loss_type))
     assert stats["log_history"][0]["loss"] == pytest.approx(expected, abs=1e-4)
     assert stats["deepspeed"] is True
+
+
+def test_the_nll_term_adds_the_real_answers_per_token_nll_to_the_first_step_loss(setup, tmp_path):
+    """RPO's regulariser (conf/method/spin_nll.yaml): at the first step, policy = reference, so the loss is
+    ln 2 + weight x the mean per-token negative log-likelihood of the chosen answers, computed here apart."""
+    _, checkpoint, pairs = setup
+    stats, tokenizer = train(setup, tmp_path, PreferenceLoss(0.1, "sigmoid", nll_weight=0.5))
+    start = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    tokens = [len(tokenizer(p["chosen"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]) for p in pairs]
+    nll = -sum(response_logp(start, tokenizer, p["prompt"], p["chosen"]) for p in pairs) / sum(tokens)
+    assert stats["log_history"][0]["loss"] == pytest.approx(math.log(2) + 0.5 * nll, rel=2e-3)
+
+
+def test_sft_stops_at_the_plateau_of_its_heldout_loss(smoke, tmp_path):
+    """HF's EarlyStoppingCallback on the held-out SFT loss: with a `min_delta` no epoch can beat, training stops
+    after the second evaluation, long before its cap of 6 epochs; the held-out loss is logged every epoch."""
+    config = smoke.config("method=sft")
+    world = build_world(config.data, config.paths.cache_dir)
+    data = [conversation(r["prompt"], r["response"]) for r in world.rows("sft_train")[:64]]
+    held = [conversation(r["question"], r["solution"]) for r in world.rows("valid")]
+    checkpoint = smoke.rows()[0]["checkpoint"]
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
+    recipe = dataclasses.replace(STEP, epochs=6, max_steps=None)
+    stats = sft(model, tokenizer, Dataset.from_list(data), config.engine, recipe, tmp_path, 0,
+                Dataset.from_list(held), Plateau(min_delta=10.0, patience=1))  # fmt: skip
+    assert len(stats["heldout_curve"]) == 2 and stats["steps"] == 2 * 64 // 8
 
 
 def test_reference_logps_are_the_starting_models(setup, tmp_path):

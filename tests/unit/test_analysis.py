@@ -18,6 +18,8 @@ from scipy import stats
 
 from spin_bench.analysis import (
     ablation_axes,
+    ablation_table,
+    best_by_method,
     confidence_intervals,
     format_intervals,
     load_diagnostics,
@@ -32,6 +34,7 @@ from spin_bench.analysis import (
     score_table,
 )
 from spin_bench.analysis.load import tidy, with_axes
+from spin_bench.analysis.plots import DIAGNOSTIC_PANELS
 from spin_bench.analysis.stats import variant_label
 from spin_bench.results import metric_key
 from tests.synthetic import EXTRA, HEADLINE, write_sweep
@@ -288,7 +291,19 @@ def test_figures_have_a_panel_per_column_and_save_as_png(small_sweep, tmp_path):
     assert ablation.axes[0].get_title() == "average"
     assert [t.get_text() for t in ablation.axes[0].get_xticklabels()] == ["0.05", "0.5"]
     diagnostics = plot_diagnostics(load_diagnostics(studies(small_sweep)))
-    assert len(diagnostics.axes) == 4 and diagnostics.axes[0].lines  # held-out reward accuracy of spin, dpo
+    assert (
+        len(diagnostics.axes) == len(DIAGNOSTIC_PANELS) == 8 and diagnostics.axes[0].lines
+    )  # held-out reward accuracy of spin, dpo
     path = save_png(scores, tmp_path / "figures" / "scores.png")
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert [p.name for p in path.parent.iterdir()] == ["scores.png"]  # no temporary file left beside it
+
+
+def test_the_tuning_rule_takes_each_methods_best_mean_and_the_smaller_value_on_a_tie(small_sweep):
+    beta = load_results(small_sweep / "beta")
+    table = ablation_table(beta, "beta").xs("average", level="column")
+    (row,) = best_by_method(beta, "beta").itertuples()
+    assert row.mean == table["mean"].max() and table.loc[("spin", row.beta), "mean"] == row.mean and row.n == 2
+    tied = beta.copy()
+    tied["score"] = 50.0  # every run scores the same: the smaller beta wins
+    assert best_by_method(tied, "beta")["beta"].tolist() == [0.05]

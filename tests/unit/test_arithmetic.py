@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
 import pytest
 
-from spin_bench.data.arithmetic import draw_split, make_problem, wrong_solution
+from spin_bench.data.arithmetic import Style, draw_split, make_problem, wrong_solution
 from spin_bench.data.config import Difficulty
 
-EQUATION = re.compile(r"^(\d+) ([-+*]) (\d+) = (\d+)$")
+EQUATION = re.compile(r"^(\d+) ([-+*]|plus|minus|times) (\d+) (?:=|is) (\d+)$")
+SYMBOLS = {"plus": "+", "minus": "-", "times": "*"}
 EASY = Difficulty(min_steps=1, max_steps=3, max_start=15, max_operand=6, multiply=True)  # conf/data/arithmetic.yaml
 HARD = Difficulty(min_steps=4, max_steps=5, max_start=50, max_operand=6, multiply=True)
 
 
 def check_solution(text: str) -> int:
-    """Replay a worked solution: every equation must hold and chain into the next; returns the final answer."""
+    """Replay a worked solution in any style: every equation must hold and chain into the next (the previous
+    result on either side of a commutative operation); returns the final answer."""
     *lines, last = text.split("\n")
     value = None
+    if lines[0].startswith("Start with "):
+        value = int(lines.pop(0).removeprefix("Start with ").rstrip("."))
     for line in lines:
         a, op, b, result = EQUATION.match(line).groups()
-        a, b, result = int(a), int(b), int(result)
-        assert value is None or a == value, f"step does not continue from {value}: {line}"
+        a, b, result, op = int(a), int(b), int(result), SYMBOLS.get(op, op)
+        assert value is None or value in ((a, b) if op != "-" else (a,)), f"step does not continue from {value}: {line}"
         assert {"+": a + b, "-": a - b, "*": a * b}[op] == result, line
         value = result
     assert last == f"#### {value}"
@@ -47,6 +52,25 @@ def test_worked_solutions_are_correct_and_respect_difficulty(difficulty):
         assert problem.question.endswith("have now?")
 
 
+def test_every_style_is_a_correct_solution_and_styles_vary():
+    rng = random.Random(2)
+    problem = make_problem(rng, EASY)
+    styles = [Style(words, commute, opening) for words in (False, True) for commute in (False, True)
+              for opening in (False, True)]  # fmt: skip
+    texts = set()
+    for style in styles:
+        varied = dataclasses.replace(problem, style=style)
+        assert check_solution(varied.solution) == problem.answer
+        wrong = wrong_solution(varied, rng)
+        assert wrong.split("\n")[0].startswith("Start with") == style.opening  # distractors share the style
+        assert (" is " in wrong) == style.words
+        texts.add(varied.solution)
+    assert len(texts) >= 4  # operand order only shows on + and * steps
+    drawn = draw_split("0:v", EASY, 200, set(), varied=True)
+    assert [p.question for p in drawn] == [p.question for p in draw_split("0:v", EASY, 200, set())]
+    assert len({p.style for p in drawn}) == 8
+
+
 def test_wrong_solution_is_well_formed_but_wrong():
     rng = random.Random(1)
     for _ in range(300):
@@ -56,6 +80,12 @@ def test_wrong_solution_is_well_formed_but_wrong():
         assert re.fullmatch(r"#### \d+", last)
         assert int(last[5:]) != problem.answer
         assert wrong.count("\n") == problem.solution.count("\n")
+        assert check_solution_shape(wrong)
+
+
+def check_solution_shape(text: str) -> bool:
+    """Every line an equation of the solution's form, the steps chained (only the arithmetic may be wrong)."""
+    return all(EQUATION.match(line) for line in text.split("\n")[:-1] if not line.startswith("Start with"))
 
 
 def test_draw_split_excludes_and_records_questions():

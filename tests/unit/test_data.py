@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from spin_bench.config import ConfigError
 from spin_bench.data.world import build_world
 from spin_bench.evaluation.config import embedded_task_names
 from spin_bench.evaluation.harness import task_dir
@@ -24,11 +25,43 @@ def smoke_world(tmp_path_factory):
 def test_no_test_item_appears_in_any_training_split(smoke_world):
     world, _ = smoke_world
     train = {r["prompt"] for split in ("sft_train", "spin_prompts", "dpo_pairs") for r in world.rows(split)}
-    test = {r["question"] for split in ("test", "test_hard", "test_mc") for r in world.rows(split)}
-    assert train and test
-    assert not train & test
-    sizes = [len({r["prompt"] for r in world.rows(s)}) for s in ("sft_train", "spin_prompts", "dpo_pairs")]
-    assert sum(sizes) == len(train)  # training splits are disjoint from each other too
+    held = {r["question"] for split in ("test", "test_hard", "test_mc", "valid", "valid_hard", "valid_mc")
+            for r in world.rows(split)}  # fmt: skip
+    assert train and held
+    assert not train & held
+    test = {r["question"] for split in ("test", "test_hard") for r in world.rows(split)}
+    assert not test & {r["question"] for split in ("valid", "valid_hard") for r in world.rows(split)}
+    sizes = [len({r["prompt"] for r in world.rows(s)}) for s in ("sft_train", "dpo_pairs")]
+    assert sum(sizes) == len(train)  # the SFT data and DPO pairs are disjoint too
+
+
+def test_spin_prompts_come_from_the_sft_data_by_default_or_are_new(smoke_world, tmp_path):
+    world, config = smoke_world
+    assert config.data.spin_prompts_from == "sft_train"  # the paper's setting
+    sft = world.rows("sft_train")
+    assert world.rows("spin_prompts") == sft[: config.data.splits.spin_prompts]  # same prompts, same real answers
+    new = build_world(make_config(tmp_path, "experiment=smoke", "data.spin_prompts_from=new").data, tmp_path / ".cache")
+    fresh = {r["prompt"] for r in new.rows("spin_prompts")}
+    assert len(fresh) == config.data.splits.spin_prompts
+    assert not fresh & {r["prompt"] for r in new.rows("sft_train")}
+
+
+def test_real_answers_vary_in_form_unless_turned_off(smoke_world, tmp_path):
+    world, _ = smoke_world
+    solutions = [r["response"] for r in world.rows("sft_train")]
+    assert sum(" is " in s for s in solutions) > 50 and sum(" = " in s for s in solutions) > 50  # words, equations
+    assert sum(s.startswith("Start with") for s in solutions) > 50
+    plain = build_world(
+        make_config(tmp_path, "experiment=smoke", "data.answer_variation=false").data, tmp_path / ".cache"
+    )
+    same = plain.rows("sft_train")
+    assert [r["prompt"] for r in same] == [r["prompt"] for r in world.rows("sft_train")]  # the same questions
+    assert not any(" is " in r["response"] or r["response"].startswith("Start") for r in same)
+
+
+def test_spin_prompts_larger_than_the_sft_data_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="spin_prompts_from=sft_train"):
+        make_config(tmp_path, "experiment=smoke", "data.splits.spin_prompts=500")
 
 
 def test_split_sizes_and_schema(smoke_world):

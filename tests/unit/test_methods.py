@@ -25,10 +25,11 @@ def method(tmp_path, *overrides):
 
 
 def test_the_registry_finds_each_builtin_arm_and_names_the_others():
-    assert builtin_kinds() == ["dpo", "sft", "spin"]
+    assert builtin_kinds() == ["dpo", "epochs", "sft", "spin"]
     assert {kind: method_for(kind).splits for kind in builtin_kinds()} == {
-        "dpo": ("spin_prompts", "dpo_pairs"), "sft": ("spin_prompts",), "spin": ("spin_prompts",)}  # fmt: skip
-    with pytest.raises(LookupError, match="no module spin_bench.methods.ppo; the methods here are dpo, sft, spin"):
+        "dpo": ("spin_prompts", "dpo_pairs"), "epochs": ("spin_prompts",), "sft": ("spin_prompts",),
+        "spin": ("spin_prompts",)}  # fmt: skip
+    with pytest.raises(LookupError, match="no module spin_bench.methods.ppo; the methods here are dpo, epochs, sft"):
         method_for("ppo")
     with pytest.raises(LookupError, match="no module my_lab.arm"):
         method_for("my_lab.arm")
@@ -64,6 +65,12 @@ def test_step_budget_follows_spins_history(tmp_path):
 )
 def test_the_reference_weight_of_the_base_model(tmp_path, overrides, alpha):
     assert method(tmp_path, "method=spin", *overrides).loss() == PreferenceLoss(0.1, "sigmoid", alpha)
+
+
+def test_the_regularised_arms_are_spin_with_another_loss(tmp_path):
+    assert method(tmp_path, "method=spin_nll").loss() == PreferenceLoss(0.1, "sigmoid", 0.0, nll_weight=1.0)
+    assert method(tmp_path, "method=sppo").loss() == PreferenceLoss(0.1, "sppo_hard", 0.0)
+    assert {method(tmp_path, f"method={m}").kind for m in ("spin_nll", "sppo")} == {"spin"}
 
 
 def test_heldout_rows_are_the_last_ones_and_stay_whatever_the_data_size():
@@ -109,18 +116,25 @@ class RecordingStages:
 
     generated: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     trained: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    compared: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    answer: str = "says"
 
     def generate(self, checkpoint: str, prompts: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         self.generated.append((checkpoint, len(prompts)))
-        return [{"id": p["id"], "prompt": p["prompt"], "generated": f"{checkpoint} says"} for p in prompts]
+        return [{"id": p["id"], "prompt": p["prompt"], "generated": f"{checkpoint} {self.answer}"} for p in prompts]
 
     def train(self, label: str, start: str, rows: Sequence[Mapping[str, Any]], recipe: Recipe,
               loss: PreferenceLoss | None = None, heldout: Sequence[Mapping[str, Any]] = ()) -> Trained:  # fmt: skip
         self.trained.append({"label": label, "start": start, "rows": list(rows), "recipe": recipe, "loss": loss,
                              "heldout": list(heldout)})  # fmt: skip
-        stats = {"train_loss": 0.5, "steps": recipe.max_steps, "zero_stage": 2,
-                 "log_history": [{"loss": 0.5, "step": 1}], "heldout": {"rewards/accuracies": 0.75}}  # fmt: skip
+        history = [{"loss": 0.5, "step": 1, "rewards/margins": 0.2}, {"loss": 0.4, "step": 2, "rewards/margins": 0.6}]
+        stats = {"train_loss": 0.5, "steps": recipe.max_steps, "zero_stage": 2, "log_history": history,
+                 "heldout": {"rewards/accuracies": 0.75}}  # fmt: skip
         return Trained(f"{start}+{label}", stats)
+
+    def similarity(self, checkpoint: str, pairs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        self.compared.append((checkpoint, len(pairs)))
+        return {"ches": 1.5}
 
 
 @pytest.fixture
@@ -151,6 +165,43 @@ def test_a_spin_iteration_generates_with_every_model_of_its_history_and_trains_o
         result.checkpoint == "p1+spin" and result.diagnostics["pairs"] == 16 and result.diagnostics["degenerate"] == 0
     )
     assert result.diagnostics["heldout/rewards/accuracies"] == 0.75 and len(result.samples) == 8
+    # training metrics over the whole stage and at its last logging window; CHES of the held-out pairs under p_1
+    assert result.diagnostics["train/rewards/margins"] == pytest.approx(0.4)
+    assert result.diagnostics["train_last/rewards/margins"] == 0.6
+    assert stages.compared == [("p1", 2)] and result.diagnostics["heldout/pairs/ches"] == 1.5
+
+
+def test_the_share_of_correct_self_play_answers(tmp_path):
+    data = tmp_path / "world" / "data"
+    write_jsonl(data / "spin_prompts.jsonl", [{"id": f"s{i}", "prompt": f"q{i}", "response": f"#### {i}", "answer": i}
+                                              for i in range(10)])  # fmt: skip
+    stages = RecordingStages(answer="x\n#### 3")  # every answer says 3: right for s3 only
+    config = method(tmp_path, "method=spin", *ITERATION)
+    result = method_for("spin").iterate(config.at(0), IterationInputs(World(tmp_path / "world"), ("p0",)), stages)
+    assert result.diagnostics["generated_correct"] == pytest.approx(1 / 8)  # of the 8 training prompts
+    assert 0 < result.diagnostics["pair_text_similarity"] < 1
+
+
+def test_the_epochs_arm_trains_longer_on_the_base_models_answers_against_the_base_model(tmp_path, world):
+    config = method(tmp_path, "method=epochs", *ITERATION, "method.recipe.learning_rate=1e-5")  # SPIN's rate
+    spin, epochs = RecordingStages(), RecordingStages()
+    method_for("spin").iterate(
+        method(tmp_path, "method=spin", *ITERATION).at(2), IterationInputs(world, ("p0", "p1", "p2")), spin
+    )
+    method_for("epochs").iterate(config.at(2), IterationInputs(world, ("p0", "p1", "p2")), epochs)
+    assert epochs.generated == [("p0", 10)]  # only the base model answers, at every iteration
+    (call,) = epochs.trained
+    assert call["label"] == "spin" and call["start"] == "p2"  # SPIN's stage kind: iteration 0 is SPIN's own
+    assert call["loss"] == PreferenceLoss(0.1, "sigmoid", 1.0)  # the reference stays the base model
+    assert {p["rejected"] for p in call["rows"]} == {"p0 says"} and len(call["rows"]) == 8
+    assert call["recipe"].max_steps == spin.trained[0]["recipe"].max_steps == 4  # SPIN's budget: same total steps
+    first_spin, first_epochs = RecordingStages(), RecordingStages()
+    method_for("spin").iterate(
+        method(tmp_path, "method=spin", *ITERATION).at(0), IterationInputs(world, ("p0",)), first_spin
+    )
+    method_for("epochs").iterate(config.at(0), IterationInputs(world, ("p0",)), first_epochs)
+    same = ("label", "start", "rows", "recipe", "heldout")
+    assert [first_spin.trained[0][k] for k in same] == [first_epochs.trained[0][k] for k in same]
 
 
 def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
@@ -166,4 +217,5 @@ def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
             assert call["loss"] is None and [r["response"] for r in call["rows"]] == [f"a{i}" for i in range(8)]
         else:
             assert call["loss"].beta == 0.1 and [r["id"] for r in call["heldout"]] == ["d8", "d9"]
+            assert stages.compared == [("p1", 2)]
     assert budgets == {"sft": 4, "dpo": 4}  # SPIN's: 8 prompts x 2 iterations of history / batch 4

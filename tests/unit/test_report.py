@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from spin_bench.analysis import load_results, score_table
-from spin_bench.analysis.plots import PANEL
+from spin_bench.analysis import confidence_intervals, format_intervals, load_results, score_table
+from spin_bench.analysis.plots import DIAGNOSTIC_PANELS, PANEL
 from spin_bench.cli.callbacks import StudyReport
 from spin_bench.cli.report import main
 from tests.synthetic import write_sweep
@@ -41,12 +41,23 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     report = (tmp_path / "report.md").read_text()
     table = table_of(small_sweep / "methods")
     assert report.startswith("# methods: scores in %\n") and f"```\n{table}\n```" in report
-    assert table in capsys.readouterr().out
+    printed = capsys.readouterr().out  # two seeds: the mean and CI table, the questions, what each arm learned
+    intervals = format_intervals(confidence_intervals(load_results(small_sweep / "methods")))
+    assert f"mean ± 95% CI across seeds (n seeds), scores in %\n{intervals.round(2).to_string()}" in printed
+    assert "Q1 (does SPIN improve on the base model?) SPIN - the base model" in printed
+    assert (
+        "Q2 (does iterating beat training iteration 0 for the same total steps (the epochs arm)?): not answered"
+        in printed
+    )
+    assert "what each arm learned" in printed
     assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
+    assert "## The paper's three questions" in report and "## Diagnostics: what each arm learned" in report
     assert "Ablation" not in report and not list(tmp_path.glob("ablation_*"))  # no axis in this study
     columns = len(score_table(load_results(small_sweep / "methods")).columns)
     assert png_size((tmp_path / "scores.png").read_bytes()) == (round((PANEL * columns + 1.5) * 120), 420)
-    assert png_size((tmp_path / "diagnostics.png").read_bytes())[0] == round((PANEL * 4 + 1.5) * 120)
+    assert png_size((tmp_path / "diagnostics.png").read_bytes())[0] == round(
+        (PANEL * len(DIAGNOSTIC_PANELS) + 1.5) * 120
+    )
     html = (tmp_path / "report.html").read_text()
     assert html.count("src='data:image/png;base64,") == 2 and "SPIN vs baselines" in html
 
@@ -68,7 +79,7 @@ def test_study_report_callback_writes_into_the_study_and_prints_the_table(small_
         )
     )
     printed = capsys.readouterr().out
-    assert "=== study methods" in printed and table_of(study) in printed
+    assert "=== study methods" in printed and "mean ± 95% CI across seeds" in printed and "Q3 (" in printed
     assert (study / "report.md").read_text().startswith("# methods: scores in %")
     assert (study / "scores.png").read_bytes().startswith(PNG)
 

@@ -17,6 +17,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = resources.files("spin_bench.conf") / "experiment"
 ABLATIONS = sorted(p.name.removesuffix(".yaml") for p in EXPERIMENTS.iterdir()
                    if p.name.endswith(".yaml") and p.name not in ("smoke.yaml", "paper.yaml"))  # fmt: skip
+SEEDS = (0, 1, 2)  # conf/hydra/default.yaml
 WANDB_SWEEPS = sorted((CHECKOUT / "sweeps" / "wandb").glob("*.yaml"))
 
 
@@ -31,17 +32,22 @@ def test_each_ablation_gives_each_job_its_own_checked_run(tmp_path, monkeypatch,
     experiment = f"experiment={ablation}" if scale == "embedded" else f"experiment=[paper,{ablation}]"
     grid = yaml.safe_load(EXPERIMENTS.joinpath(f"{ablation}.yaml").read_text())["hydra"]["sweeper"]["params"]
     jobs = preflight([experiment])
-    expected = 1
+    expected = (
+        len(SEEDS) if "seed" not in grid else 1
+    )  # every sweep runs the default study's seeds unless it sets its own
     for value in grid.values():
         expected *= len(str(value).split(",")) if isinstance(value, str) else 1
     assert len(jobs) == expected >= 3
+    assert {job.seed for job in jobs} == ({0} if "seed" in grid else set(SEEDS))
     assert len({job.paths.run_dir for job in jobs}) == len(jobs)  # no two jobs share results.jsonl or a W&B run
     assert len({job.paths.study_dir for job in jobs}) == 1
     assert jobs[0].study.startswith("arithmetic-" if scale == "embedded" else "ultrachat-")
     swept = [key for key in grid if key not in ("method", "seed")]
     for job in jobs:
         assert set(job.axes) == set(swept)  # the swept keys name the runs
-        assert all(OmegaConf.select(OmegaConf.create(job.resolved), k) == v for k, v in job.axes.items())
+        resolved = OmegaConf.create(job.resolved)
+        # a config group's axis (model=tiny_l) is its option's name
+        assert all(OmegaConf.select(resolved, k if k != "model" else "model.name") == v for k, v in job.axes.items())
 
 
 @pytest.mark.parametrize("path", WANDB_SWEEPS, ids=lambda p: p.stem)

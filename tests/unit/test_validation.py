@@ -57,7 +57,7 @@ BAD = [
     ),
     pytest.param(
         ["method=spin", "model.architecture.num_attention_heads=5"],
-        ["model.architecture", "hidden_size 128 is not divisible by num_attention_heads 5"],
+        ["model.architecture", "hidden_size 64 is not divisible by num_attention_heads 5"],
         id="architecture that cannot be built",
     ),
     pytest.param(
@@ -75,7 +75,9 @@ BAD = [
         ["method.recipe.batch_size=32", "not divisible by 1 processes x engine.gradient_accumulation_steps 3"],
         id="batch the accumulation does not divide",
     ),
-    pytest.param(["method=foo"], ["method=foo", "no such option", "dpo, sft, spin"], id="unknown method"),
+    pytest.param(
+        ["method=foo"], ["method=foo", "no such option", "dpo, epochs, sft, spin, spin_nll, sppo"], id="unknown method"
+    ),
     pytest.param(
         ["method=spin", "method.kind=nope"],
         ["method.kind=nope", "no module spin_bench.methods.nope"],
@@ -103,13 +105,13 @@ BAD = [
         ["method=spin", "method.history=0"], ["method.history=0", "greater than or equal to 1"], id="zero history"
     ),
     pytest.param(
-        ["method=spin", "method.heldout=500"],
-        ["method.heldout=500 leaves no training rows in spin_prompts (500 rows)"],
+        ["method=spin", "method.heldout=400"],
+        ["method.heldout=400 leaves no training rows in spin_prompts (400 rows)"],
         id="held-out rows leave nothing to train on",
     ),
     pytest.param(
-        ["method=sft", "method.prompts=451"],
-        ["method.prompts=451", "spin_prompts has 450 training rows"],
+        ["method=sft", "method.prompts=351"],
+        ["method.prompts=351", "spin_prompts has 350 training rows"],
         id="more prompts than the split has",
     ),
     pytest.param(
@@ -229,11 +231,11 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, cap
 
 
 def test_a_key_only_some_arms_have_says_what_to_write_instead(tmp_path, monkeypatch, capsys):
-    """`method.beta` on the default study of spin, sft and dpo: sft has no beta."""
+    """`method.beta` on the default study of spin, sft, dpo and epochs: sft has no beta."""
     status, (line,) = run_main(tmp_path, ["method.beta=0.5"], monkeypatch, capsys)
     assert status == 2
-    assert "method.beta=0.5: the sft arm of this study has no key 'beta' (dpo, spin do)" in line
-    assert "`spin-bench method=dpo,spin method.beta=0.5` and `spin-bench method=sft`" in line
+    assert "method.beta=0.5: the sft arm of this study has no key 'beta' (dpo, epochs, spin do)" in line
+    assert "`spin-bench method=dpo,epochs,spin method.beta=0.5` and `spin-bench method=sft`" in line
     assert list(tmp_path.iterdir()) == []
 
 
@@ -245,10 +247,10 @@ def test_a_key_no_arm_of_the_sweep_has_is_named_once(tmp_path, monkeypatch, caps
 
 def test_every_job_of_a_sweep_is_checked_and_named(tmp_path, monkeypatch, capsys):
     """A bad value in one job of a grid: named with that job's overrides, before any job runs."""
-    status, lines = run_main(tmp_path, ["method=spin", "method.beta=0.1,-0.5"], monkeypatch, capsys)
+    status, lines = run_main(tmp_path, ["method=spin", "seed=0", "method.beta=0.1,-0.5"], monkeypatch, capsys)
     assert status == 2
-    assert lines == ["spin-bench: error: [method=spin method.beta=-0.5] method.beta=-0.5: Input should be greater "
-                     "than 0"]  # fmt: skip
+    assert lines == ["spin-bench: error: [method=spin seed=0 method.beta=-0.5] method.beta=-0.5: Input should be "
+                     "greater than 0"]  # fmt: skip
     assert list(tmp_path.iterdir()) == []
 
 

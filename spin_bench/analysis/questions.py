@@ -1,0 +1,99 @@
+"""The paper's three questions, answered from a study's runs with paired tests over seeds.
+
+- Q1: does SPIN improve on the base model? SPIN at each iteration k against the base model (iteration 0) of the
+  same seed.
+- Q2: does iterating beat training iteration 0 for longer? SPIN against the `epochs` arm at the same iteration,
+  hence the same total optimizer steps (at iteration 1 the two arms are the same model).
+- Q3: does SPIN, without preference data, match DPO with it? SPIN against DPO at the same iteration.
+
+Each comparison is a paired t-test on the `average` score across seeds (a seed fixes the base model both arms
+start from): the mean difference in points, its 95% CI and p. A verdict reads the CI: above zero, below zero, or
+"no difference detected" when it spans zero (which is not evidence that the two are equal: the CI says how large
+a difference the study could have missed). Verdicts never look at point estimates alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pandas as pd
+
+from spin_bench.analysis.stats import ablation_axes, score_table, ttest_paired
+
+COLUMNS = ["question", "treatment", "baseline", "iteration", "n", "mean_difference", "ci_low", "ci_high", "t", "p",
+           "verdict"]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    key: str
+    text: str
+    baseline: str  # the method compared against; "base" is the base model (iteration 0)
+    first_iteration: int  # where the comparison starts meaning something
+
+
+QUESTIONS = [
+    Question("Q1", "does SPIN improve on the base model?", "base", 1),
+    Question("Q2", "does iterating beat training iteration 0 for the same total steps (the epochs arm)?", "epochs", 2),
+    Question("Q3", "does SPIN without preference data match DPO with it?", "dpo", 1),
+]
+
+
+def answer_table(frame: pd.DataFrame, treatment: str = "spin", level: float = 0.95) -> pd.DataFrame:
+    """One row per question and iteration that the study's runs can answer: the paired comparison of
+    `treatment` against the question's baseline (COLUMNS). Studies with ablation axes are left out (empty frame):
+    the questions are about the default arms."""
+    if ablation_axes(frame):
+        return pd.DataFrame(columns=COLUMNS)
+    average = score_table(frame)["average"].reset_index()
+    spin = average[average["method"] == treatment]
+    rows = []
+    for question in QUESTIONS:
+        for iteration in sorted(i for i in spin["iteration"].unique() if i >= question.first_iteration):
+            a = spin[spin["iteration"] == iteration].set_index("seed")["average"]
+            if question.baseline == "base":
+                b = spin[spin["iteration"] == 0].set_index("seed")["average"]
+            else:
+                runs = average[(average["method"] == question.baseline) & (average["iteration"] == iteration)]
+                b = runs.set_index("seed")["average"]
+            if b.empty:
+                continue
+            pairs = pd.concat([a, b], axis=1, join="inner").dropna()
+            test = ttest_paired(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
+            rows.append({"question": question.key, "treatment": treatment, "baseline": question.baseline,
+                         "iteration": int(iteration), **{k: test[k] for k in COLUMNS[4:-1]},
+                         "verdict": verdict(test["ci_low"], test["ci_high"])})  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _test(row: Any) -> str:
+    if row.n < 2:
+        return f"(untested: {row.n} seed)"
+    if math.isnan(row.p):  # identical differences across seeds: the CI is that one value
+        return f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}] (every seed the same difference: no t-test), {row.verdict}"
+    return f"[{row.ci_low:+.1f}, {row.ci_high:+.1f}], p = {row.p:.3f}, {row.verdict}"
+
+
+def verdict(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "untested"
+    return "better" if low > 0 else "worse" if high < 0 else "no difference detected"
+
+
+def sentences(answers: pd.DataFrame, level: float = 0.95) -> list[str]:
+    """Each question answered in one sentence: per iteration, the effect (treatment - baseline, points of
+    `average`) with its CI and paired test."""
+    out = []
+    for question in QUESTIONS:
+        rows = answers[answers["question"] == question.key]
+        if rows.empty:
+            out.append(f"{question.key} ({question.text}): not answered: the study has no {question.baseline} runs.")
+            continue
+        n = int(rows["n"].min())
+        parts = [f"iteration {r.iteration}: {r.mean_difference:+.1f} points {_test(r)}" for r in rows.itertuples()]
+        against = "the base model" if question.baseline == "base" else question.baseline
+        out.append(f"{question.key} ({question.text}) SPIN - {against}, average score, mean over {n} paired seeds "
+                   f"with {level:.0%} CI and paired t-test: " + "; ".join(parts) + ".")  # fmt: skip
+    return out

@@ -1,0 +1,66 @@
+"""The paper's three questions, answered from results with known effects: paired differences, CIs, verdicts
+read from the CI, questions without their arm said to be unanswered, and what each arm learned."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from spin_bench.analysis.load import tidy
+from spin_bench.analysis.questions import answer_table, sentences, verdict
+from spin_bench.analysis.stats import objective_table
+
+HEADLINE = "arith_gen/exact_match,strict-match"
+
+
+def frame(scores: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
+    """Results of one headline metric: {(method, iteration): [score of seed 0, 1, 2]} (fractions)."""
+    rows = [{"study": "s", "method": m, "seed": seed, "iteration": t, "task": "arith_gen",
+             "metric": "exact_match,strict-match", "value": v, "headline": True}
+            for (m, t), values in scores.items() for seed, v in enumerate(values)]  # fmt: skip
+    return tidy(rows)
+
+
+BASE = [0.50, 0.40, 0.60]
+
+
+def test_each_question_is_a_paired_test_of_its_arms():
+    scores = {("spin", 0): BASE, ("spin", 1): [0.55, 0.46, 0.64], ("spin", 2): [0.40, 0.31, 0.52],
+              ("epochs", 0): BASE, ("epochs", 1): [0.55, 0.46, 0.64], ("epochs", 2): [0.50, 0.40, 0.61],
+              ("dpo", 0): BASE, ("dpo", 1): [0.58, 0.42, 0.66], ("dpo", 2): [0.50, 0.40, 0.60]}  # fmt: skip
+    answers = answer_table(frame(scores)).set_index(["question", "iteration"])
+    assert list(answers.index) == [("Q1", 1), ("Q1", 2), ("Q2", 2), ("Q3", 1), ("Q3", 2)]  # Q2 from iteration 2
+    q1 = answers.loc[("Q1", 1)]
+    differences = [5.0, 6.0, 4.0]  # points: spin at iteration 1 minus the base model, per seed
+    expected = stats.ttest_rel([55, 46, 64], [50, 40, 60])
+    assert q1["mean_difference"] == pytest.approx(5.0) and q1["n"] == 3
+    assert q1["p"] == pytest.approx(expected.pvalue) and q1["ci_low"] > 0 and q1["verdict"] == "better"
+    assert q1["ci_high"] - q1["mean_difference"] == pytest.approx(stats.t.ppf(0.975, 2) * pd.Series(differences).sem())
+    assert answers.loc[("Q1", 2), "verdict"] == "worse" and answers.loc[("Q2", 2), "verdict"] == "worse"
+    assert answers.loc[("Q3", 1), "verdict"] == "no difference detected"  # +5, +4, +4 vs ... spans zero? no:
+    said = sentences(answer_table(frame(scores)))
+    assert said[0].startswith("Q1 (does SPIN improve on the base model?) SPIN - the base model")
+    assert "iteration 1: +5.0 points [" in said[0] and "better" in said[0]
+
+
+def test_a_question_without_its_arm_is_said_to_be_unanswered_and_one_seed_is_untested():
+    said = sentences(answer_table(frame({("spin", 0): BASE[:1], ("spin", 1): [0.6]})))
+    assert "iteration 1: +10.0 points (untested: 1 seed)" in said[0]
+    assert said[1] == ("Q2 (does iterating beat training iteration 0 for the same total steps (the epochs arm)?): not "
+                       "answered: the study has no epochs runs.")  # fmt: skip
+
+
+def test_the_verdict_reads_the_interval_never_the_point_estimate():
+    assert verdict(0.1, 2.0) == "better" and verdict(-2.0, -0.1) == "worse"
+    assert verdict(-0.1, 5.0) == "no difference detected" and verdict(float("nan"), 1.0) == "untested"
+
+
+def test_what_each_arm_learned_is_a_mean_and_ci_across_seeds():
+    diagnostics = pd.DataFrame([{"study": "s", "method": "dpo", "seed": s, "iteration": 1,
+                                 "heldout/rewards/accuracies": a} for s, a in enumerate([0.7, 0.8, 0.9])])  # fmt: skip
+    diagnostics.attrs["axes"] = []
+    table = objective_table(diagnostics)
+    row = table.loc[("dpo", 1, "heldout rewards/accuracies")]
+    assert row["mean"] == pytest.approx(0.8) and row["n"] == 3 and row["ci_low"] > 0.5
+    assert objective_table(diagnostics, keys=["generated_correct"]).empty
