@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/wall_time.py --runs 3            # both, median of 3 each
     .venv/bin/python bench/wall_time.py --runs 3 --only study --logs bench/logs   # keep each run's output
+    .venv/bin/python bench/wall_time.py --runs 1 --only study --args hydra/launcher=basic   # jobs one at a time
 
 Each study run gets a fresh SPIN_BENCH_ROOT, so it pays for every stage (world, tokenizer, base SFT, DeepSpeed's
 JIT op build, evaluation) as a first run on a new machine does. Prints one line per run and the medians.
@@ -34,9 +35,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["study", "tests"], default=None)
     parser.add_argument("--logs", type=Path, default=None, help="write each run's output to <logs>/<name>-<i>.log")
+    parser.add_argument("--args", nargs="*", default=[], help="overrides for the study (spin-bench's arguments)")
     args = parser.parse_args()
     workloads = {
-        "study": [str(BIN / "spin-bench")],
+        "study": [str(BIN / "spin-bench"), *args.args],
         "tests": [str(BIN / "pytest"), "-q", "-m", "not slow and not gpu", "-p", "no:cacheprovider"],
     }
     for name, command in workloads.items():
