@@ -11,7 +11,6 @@ arm over the same world reuses them. Paper scale (`model.source: pretrained`): t
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -56,23 +55,20 @@ def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir
 
 def base_diagnostics(trained: Trained, model: ModelConfig) -> dict[str, Any]:
     """The base stage's record (iteration 0 of diagnostics.jsonl): its epochs and steps, the held-out SFT loss
-    after each epoch, and whether it met its plateau criterion (the last evaluation improved by at most
-    `min_delta`; `False`: the epoch cap stopped it first, and the base model is not finished: a warning says so).
+    after each epoch, and whether it met its plateau criterion (the last `patience` evaluations improved on the
+    best before them by at most `min_delta`; `False`: the epoch cap stopped it first, and the base model is not
+    finished: a warning says so).
     Nothing for a given (pretrained) checkpoint."""
     curve = trained.stats.get("heldout_curve")
     if not curve or not isinstance(model, ScratchModel):
         return {}
-    gains = [a - b for a, b in itertools.pairwise(curve)]
-    plateaued = bool(gains) and gains[-1] <= model.plateau.min_delta
+    patience = model.plateau.patience
+    # what the last `patience` epochs gained on the best loss before them (EarlyStoppingCallback's test)
+    gain = min(curve[:-patience]) - min(curve[-patience:]) if len(curve) > patience else None
+    plateaued = gain is not None and gain <= model.plateau.min_delta
     if not plateaued:
         log.warning("the base model did not plateau within model.base_sft.epochs=%d (its held-out SFT loss still "
-                    "fell %s in the last epoch): it is not a finished SFT model; raise the cap", len(curve),
-                    f"{gains[-1]:.4f}" if gains else "(one epoch: unknown)")  # fmt: skip
-    return {
-        "base/epochs": len(curve),
-        "base/steps": trained.stats["steps"],
-        "base/heldout_loss": curve[-1],
-        "base/heldout_curve": curve,
-        "base/last_gain": gains[-1] if gains else None,
-        "base/plateaued": plateaued,
-    }
+                    "fell %s over the last %d epochs): it is not a finished SFT model; raise the cap", len(curve),
+                    f"{gain:.4f}" if gain is not None else "(too few epochs to tell)", patience)  # fmt: skip
+    return {"base/epochs": len(curve), "base/steps": trained.stats["steps"], "base/heldout_loss": curve[-1],
+            "base/heldout_curve": curve, "base/recent_gain": gain, "base/plateaued": plateaued}  # fmt: skip
