@@ -71,7 +71,8 @@ def test_the_base_stage_ran_deepspeed_and_changed_every_parameter(smoke):
         assert not torch.equal(before, after), f"{name} did not change"
 
 
-@pytest.mark.parametrize(("loss_type", "expected"), [("sigmoid", math.log(2)), ("hinge", 1.0)])
+# sppo_hard (conf/method/sppo.yaml): (log-ratio_real - 1/(2 beta))^2 + (log-ratio_other + 1/(2 beta))^2 = 2 x 5^2
+@pytest.mark.parametrize(("loss_type", "expected"), [("sigmoid", math.log(2)), ("hinge", 1.0), ("sppo_hard", 50.0)])
 def test_first_step_loss_when_policy_equals_reference(setup, tmp_path, loss_type, expected):
     stats, _ = train(setup, tmp_path, PreferenceLoss(0.1, loss_type))
     assert stats["log_history"][0]["loss"] == pytest.approx(expected, abs=1e-4)

@@ -183,7 +183,7 @@ def test_the_share_of_correct_self_play_answers(tmp_path):
 
 
 def test_the_epochs_arm_trains_longer_on_the_base_models_answers_against_the_base_model(tmp_path, world):
-    config = method(tmp_path, "method=epochs", *ITERATION, "method.recipe.learning_rate=1e-5")  # SPIN's rate
+    config = method(tmp_path, "method=epochs", *ITERATION)  # at SPIN's rate (the tuning rule gave both 3e-6)
     spin, epochs = RecordingStages(), RecordingStages()
     method_for("spin").iterate(
         method(tmp_path, "method=spin", *ITERATION).at(2), IterationInputs(world, ("p0", "p1", "p2")), spin

@@ -22,7 +22,7 @@ def test_run_name_carries_method_axes_and_seed(tmp_path):
 
 def test_listed_axes_name_the_run_without_an_override(tmp_path):
     config = make_config(tmp_path, "axes=[method.recipe.learning_rate]")
-    assert config.paths.run_dir.name == "spin-learning_rate=1e-05-seed0"
+    assert config.paths.run_dir.name == "spin-learning_rate=3e-06-seed0"
 
 
 def test_axes_are_worked_out_without_mutating_the_composed_config(tmp_path):
