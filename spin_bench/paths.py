@@ -178,12 +178,14 @@ def _run_name_resolver(*, _root_: DictConfig) -> str:
 
 
 def local_jobs() -> int:
-    """How many jobs of a multirun run at once on this machine (conf/hydra/default.yaml, the joblib launcher):
-    one per CPU core (joblib's -1; each job then gets cores / jobs threads), or one at a time, in this process,
-    when this process is one rank of a launched multi-process job (torchrun, `srun -n N`), whose ranks must run
-    the same job together."""
+    """How many jobs of a multirun run at once on this machine (conf/hydra/launcher/local.yaml, the joblib
+    launcher): one per CPU core (joblib's -1; each job then gets cores / jobs threads), or one at a time, in this
+    process, when this process is one rank of a launched multi-process job (torchrun, `srun -n N`), whose ranks
+    must run the same job together, or when the machine has an NVIDIA GPU (jobs would share its memory)."""
     launched = max(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("SLURM_NTASKS", "1")))
-    return 1 if launched > 1 else -1
+    gpus = Path("/proc/driver/nvidia/gpus")
+    has_gpu = gpus.is_dir() and any(gpus.iterdir()) and os.environ.get("CUDA_VISIBLE_DEVICES") != ""
+    return 1 if launched > 1 or has_gpu else -1
 
 
 def register_resolver() -> None:

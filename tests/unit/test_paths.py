@@ -9,7 +9,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from spin_bench.config import ConfigError, load
-from spin_bench.paths import axes_from_overrides, axis_labels, configure_environment, library_env, run_name
+from spin_bench.paths import (
+    axes_from_overrides,
+    axis_labels,
+    configure_environment,
+    library_env,
+    local_jobs,
+    run_name,
+)
 from tests.conftest import make_cfg, make_config
 
 
@@ -89,3 +96,14 @@ def test_variables_already_set_are_kept(tmp_path, monkeypatch):
     monkeypatch.delenv("MPLCONFIGDIR", raising=False)
     configure_environment(tmp_path, offline=True)
     assert os.environ["HF_HOME"] == "/somewhere/else" and os.environ["MPLCONFIGDIR"] == str(tmp_path / "matplotlib")
+
+
+def test_jobs_run_in_parallel_unless_this_process_is_one_rank_of_a_launched_job(monkeypatch):
+    for key in ("WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(key, raising=False)
+    assert local_jobs() == -1  # this machine: no GPU, not launched: one job per core
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a rank of torchrun
+    assert local_jobs() == 1
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # a task of `srun -n 4`
+    assert local_jobs() == 1
