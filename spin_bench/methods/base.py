@@ -200,6 +200,13 @@ def budgeted(config: IterationConfig, t: int, train_prompts: int) -> Recipe:
     return dataclasses.replace(config.recipe, max_steps=step_budget(config, t, train_prompts))
 
 
+def heldout_similarity(stages: Stages, checkpoint: str, heldout: Rows) -> dict[str, float]:
+    """CHES of the held-out pairs under the model the iteration starts from (`heldout/pairs/...`; none without
+    held-out pairs)."""
+    similarity = stages.similarity(checkpoint, heldout) if heldout else {}
+    return {f"heldout/pairs/{k}": v for k, v in similarity.items()}
+
+
 def summarize(trained: Trained) -> dict[str, Any]:
     """Per-iteration diagnostics from a training stage's statistics: the loss averaged over the stage, the
     optimizer steps, the DeepSpeed ZeRO stage that ran, TRL's reward and log-prob metrics averaged over every

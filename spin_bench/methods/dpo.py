@@ -12,6 +12,7 @@ from spin_bench.methods.base import (
     PreferenceConfig,
     Stages,
     budgeted,
+    heldout_similarity,
     iteration,
     split_heldout,
 )
@@ -27,9 +28,8 @@ class Dpo:
         pairs, heldout = split_heldout(inputs.world.rows("dpo_pairs"), config.heldout, config.prompts, "dpo_pairs")
         recipe = budgeted(config, inputs.t, len(real))
         trained = stages.train("dpo", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
-        similarity = stages.similarity(inputs.checkpoints[-1], heldout) if heldout else {}
-        return iteration(trained, {"steps_budget": recipe.max_steps, "pairs": len(pairs)}
-                         | {f"heldout/pairs/{k}": v for k, v in similarity.items()})  # fmt: skip
+        diagnostics = {"steps_budget": recipe.max_steps, "pairs": len(pairs)}
+        return iteration(trained, diagnostics | heldout_similarity(stages, inputs.checkpoints[-1], heldout))
 
 
 METHOD = Dpo()

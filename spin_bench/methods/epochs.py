@@ -15,6 +15,7 @@ from spin_bench.methods.base import (
     PreferenceConfig,
     Stages,
     budgeted,
+    heldout_similarity,
     iteration,
     split_heldout,
 )
@@ -35,8 +36,7 @@ class Epochs:
         # labelled "spin": at iteration 0 (start = reference = the base model) this is SPIN's own training stage
         trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
         diagnostics = pair_diagnostics(pairs, pairs, real, generations[0]) | {"steps_budget": recipe.max_steps}
-        similarity = stages.similarity(inputs.checkpoints[-1], heldout) if heldout else {}
-        diagnostics |= {f"heldout/pairs/{k}": v for k, v in similarity.items()}
+        diagnostics |= heldout_similarity(stages, inputs.checkpoints[-1], heldout)
         return iteration(trained, diagnostics)
 
 

@@ -28,6 +28,7 @@ from spin_bench.methods.base import (
     PreferenceConfig,
     Stages,
     budgeted,
+    heldout_similarity,
     history_iterations,
     iteration,
     split_heldout,
@@ -57,8 +58,7 @@ class Spin:
         trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
         current = [p for p in pairs if p["iteration"] == t]
         diagnostics = pair_diagnostics(pairs, current, real, generations[t]) | {"steps_budget": recipe.max_steps}
-        similarity = stages.similarity(inputs.checkpoints[-1], heldout) if heldout else {}
-        diagnostics |= {f"heldout/pairs/{k}": v for k, v in similarity.items()}
+        diagnostics |= heldout_similarity(stages, inputs.checkpoints[-1], heldout)
         return iteration(trained, diagnostics, current[: config.samples_logged])
 
 
