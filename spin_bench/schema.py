@@ -34,3 +34,8 @@ EXECUTION_ONLY = (
     "engine.progress_bar",
     "generation.progress_bar",
 )
+
+
+def execution_only(section: str) -> frozenset[str]:
+    """The EXECUTION_ONLY keys of one config section, without its prefix: what its `spec()` leaves out."""
+    return frozenset(key.split(".", 1)[1] for key in EXECUTION_ONLY if key.startswith(f"{section}."))

@@ -17,7 +17,7 @@ from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass
 
 from spin_bench.paths import is_local_path
-from spin_bench.schema import EXECUTION_ONLY, STRICT, Flag, Fraction, NonNegativeNumber, Positive, PositiveNumber
+from spin_bench.schema import STRICT, Flag, Fraction, NonNegativeNumber, Positive, PositiveNumber, execution_only
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 # HF Trainer's names (transformers' SchedulerType and OptimizerNames; a test checks they are still among them):
@@ -29,7 +29,7 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "ada
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "apo_zero", "apo_down", "sigmoid_norm"]  # fmt: skip
 SCHEDULERS, OPTIMIZERS = get_args(Scheduler), get_args(Optimizer)
-NOT_IN_THE_RESULT = {key.removeprefix("engine.") for key in EXECUTION_ONLY}
+NOT_IN_THE_RESULT = execution_only("engine")
 
 
 @dataclass(frozen=True, config=STRICT)

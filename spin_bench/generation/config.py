@@ -5,12 +5,13 @@ Light on purpose (no torch): spin_bench/config.py types and checks every section
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypedDict
+import dataclasses
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import Field, Strict, field_validator
 from pydantic.dataclasses import dataclass
 
-from spin_bench.schema import STRICT, Flag, Fraction, Integer, NonNegativeNumber, Positive
+from spin_bench.schema import STRICT, Flag, Fraction, Integer, NonNegativeNumber, Positive, execution_only
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -25,6 +26,10 @@ class GenerationConfig:
     prompt_format: str | None  # null: the model's chat template; or a string with {prompt}
     progress_bar: Flag
     gpu_memory_utilization: Fraction = 0.9  # vllm only
+
+    def spec(self) -> dict[str, Any]:
+        """What changes the answers: part of the generation stage's cache key (a progress bar does not)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in execution_only("generation")}
 
     @field_validator("prompt_format")
     @classmethod

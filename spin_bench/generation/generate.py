@@ -9,7 +9,6 @@ once.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +43,7 @@ def generate(checkpoint: str, prompts: Sequence[PromptRow], config: GenerationCo
         "checkpoint": checkpoint_fingerprint(checkpoint),
         "loading": loading.spec(),
         "prompts": content_hash([(p["id"], p["prompt"]) for p in prompts], length=16),
-        "decoding": {k: v for k, v in dataclasses.asdict(config).items() if k != "progress_bar"},
+        "decoding": config.spec(),
         **({"seeding": "per batch"} if config.temperature > 0 else {}),  # sampled answers: seeded per batch
     }
 
