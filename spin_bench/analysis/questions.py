@@ -60,8 +60,7 @@ def answer_table(frame: pd.DataFrame, treatment: str = "spin", level: float = 0.
                 b = runs.set_index("seed")["average"]
             if b.empty:
                 continue
-            pairs = pd.concat([a, b], axis=1, join="inner").dropna()
-            test = ttest_paired(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
+            test = ttest_paired(a, b, level)
             rows.append({"question": question.key, "treatment": treatment, "baseline": question.baseline,
                          "iteration": int(iteration), **{k: test[k] for k in COLUMNS[4:-1]},
                          "verdict": verdict(test["ci_low"], test["ci_high"])})  # fmt: skip

@@ -130,13 +130,8 @@ def paired_test(
                 for b_label, b_values, b_at, b in _variants(runs, baseline, axes, iteration):
                     if any(not _missing(v) and (_missing(values[k]) or v != values[k]) for k, v in b_values.items()):
                         continue  # another setting of an axis both have: not the same experiment
-                    pairs = pd.concat([a, b], axis=1, join="inner").dropna()
                     compared = {"study": study, "treatment": label, "baseline": b_label, "iteration": at}
-                    rows.append(
-                        compared
-                        | {"baseline_iteration": b_at}
-                        | ttest_paired(pairs.iloc[:, 0], pairs.iloc[:, 1], level)
-                    )
+                    rows.append(compared | {"baseline_iteration": b_at} | ttest_paired(a, b, level))
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
@@ -152,8 +147,10 @@ def _variants(runs: pd.DataFrame, method: str, axes: list[str],
 
 
 def ttest_paired(a: pd.Series, b: pd.Series, level: float = 0.95) -> dict:
-    """Paired t-test of a - b (aligned series): n, mean difference, its CI at `level`, t, p, and a `note` when
-    the test is undefined (fewer than 2 pairs, or differences that do not vary)."""
+    """Paired t-test of a - b over the index labels (seeds) both have a value for: n, mean difference, its CI at
+    `level`, t, p, and a `note` when the test is undefined (fewer than 2 pairs, or differences that do not vary)."""
+    pairs = pd.concat([a, b], axis=1, join="inner").dropna()
+    a, b = pairs.iloc[:, 0], pairs.iloc[:, 1]
     n, mean = len(a), float((a - b).mean()) if len(a) else math.nan
     if n < 2:
         return {"n": n, "mean_difference": mean, "ci_low": math.nan, "ci_high": math.nan, "t": math.nan,
