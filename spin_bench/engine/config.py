@@ -101,6 +101,7 @@ class PreferenceLoss:
     loss_type: LossType
     reference_alpha: Fraction = 0.0
     nll_weight: NonNegativeNumber = 0.0  # > 0: plus this times TRL's `sft` loss (NLL of the chosen answers), as RPO
+    dpop_lambda: NonNegativeNumber = 0.0  # > 0: DPO-Positive's penalty inside the sigmoid (PositiveDPOTrainer)
 
 
 @dataclass(frozen=True, config=STRICT)

@@ -7,7 +7,8 @@ methods' in conf/method.
 
 - `sft`: TRL's SFTTrainer on conversational prompt/completion rows, loss on the completion only.
 - `preference`: TRL's DPOTrainer (SPIN and DPO), the reference's log-probs precomputed before the first step, so
-  no second model is held; `MixedReferenceDPOTrainer` mixes in the base model's for alpha-SPIN.
+  no second model is held; `MixedReferenceDPOTrainer` mixes in the base model's for alpha-SPIN, and
+  `PositiveDPOTrainer` adds DPO-Positive's penalty.
 - `train_stage`: one of them from a starting checkpoint, as a cached stage (spin_bench/stages.py), on every rank
   of a multi-process run, resuming from its newest complete mid-stage checkpoint (`StageCheckpoints`).
 """
@@ -190,6 +191,43 @@ class MixedReferenceDPOTrainer(DPOTrainer):
         return dataset
 
 
+class PositiveDPOTrainer(DPOTrainer):
+    """DPOTrainer with DPO-Positive's loss (Pal et al. 2024): with r = log p(y|x) - log p_ref(y|x) per answer,
+
+        -log sigmoid(beta * [(r_chosen - r_rejected) - dpop_lambda * max(0, -r_chosen)])
+
+    the logistic loss, penalised inside the sigmoid whenever the chosen answer's likelihood falls under the
+    reference's. Written by hand because TRL has no DPOP loss and computes its losses inline in `_compute_loss`.
+    TRL's forward pass, precomputed reference log-probs and logged metrics (rewards, accuracies, log-probs) are
+    kept: a forward hook keeps the batch's per-token log-probs from TRL's own forward, and the penalised loss
+    replaces TRL's logistic one (PreferenceConfig allows DPOP with loss_type sigmoid alone, no NLL term).
+    """
+
+    def __init__(self, *args: Any, dpop_lambda: float, **kwargs: Any):
+        self.dpop_lambda = dpop_lambda
+        super().__init__(*args, **kwargs)
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+        forwards: list[Any] = []
+        hook = model.register_forward_hook(lambda module, args, outputs: forwards.append(outputs))
+        try:
+            result = super()._compute_loss(model, inputs, return_outputs)
+        finally:
+            hook.remove()
+        mask = inputs["completion_mask"][..., 1:]
+        logps = (forwards[0].log_probs[:, -mask.size(1) :] * mask).sum(dim=1)  # as TRL sums them, answer tokens only
+        chosen, rejected = logps.chunk(2, dim=0)  # TRL's batch is [chosen, rejected]
+        chosen_ratio = chosen - inputs["ref_chosen_logps"]
+        margin = chosen_ratio - (rejected - inputs["ref_rejected_logps"])
+        penalty = self.dpop_lambda * torch.relu(-chosen_ratio)
+        loss = -torch.nn.functional.logsigmoid(self.beta * (margin - penalty)).mean()
+        return (loss, result[1]) if return_outputs else loss
+
+
+class MixedReferencePositiveDPOTrainer(PositiveDPOTrainer, MixedReferenceDPOTrainer):
+    """DPO-Positive against alpha-SPIN's mixture reference (or the base model's, alpha = 1)."""
+
+
 def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Dataset, engine: EngineConfig,
                recipe: Recipe, loss: PreferenceLoss, work: Path, seed: int, heldout: Dataset | None = None,
                base_model: PreTrainedModel | None = None) -> dict[str, Any]:  # fmt: skip
@@ -217,10 +255,13 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     )
     kwargs: dict[str, Any] = dict(model=model, ref_model=None, args=args, train_dataset=pairs, eval_dataset=heldout,
                                   processing_class=tokenizer)  # fmt: skip
-    if base_model is None:
-        trainer = DPOTrainer(**kwargs)
-    else:
-        trainer = MixedReferenceDPOTrainer(**kwargs, base_model=base_model, alpha=loss.reference_alpha)
+    if base_model is not None:
+        kwargs |= dict(base_model=base_model, alpha=loss.reference_alpha)
+    if loss.dpop_lambda:
+        kwargs["dpop_lambda"] = loss.dpop_lambda
+    trainer_class = {(False, False): DPOTrainer, (True, False): MixedReferenceDPOTrainer,
+                     (False, True): PositiveDPOTrainer, (True, True): MixedReferencePositiveDPOTrainer}  # fmt: skip
+    trainer = trainer_class[base_model is not None, bool(loss.dpop_lambda)](**kwargs)
     result = fit(trainer, engine)
     log.info("preference training finished: %d steps, loss %.4f", result.global_step, result.training_loss)
     # lists, not datasets' lazy Column objects: the statistics are saved as JSON

@@ -94,7 +94,21 @@ class PreferenceConfig(IterationConfig):
     reference: Literal["previous", "base", "mixture"]  # p_t (SPIN), p_0, or alpha-SPIN's mixture of the two
     alpha: Fraction  # reference=mixture: log p_ref = alpha * log p_0 + (1 - alpha) * log p_t
     nll_weight: NonNegativeNumber  # > 0: add this times the NLL of the real (chosen) answers (RPO's regulariser)
+    dpop_lambda: NonNegativeNumber  # > 0: DPO-Positive's penalty on a real answer's log-ratio falling under 0
     early_stop_below: NonNegativeNumber | None  # stop when the held-out reward accuracy falls under this
+
+    @field_validator("dpop_lambda")
+    @classmethod
+    def _dpop_is_a_logistic_loss(cls, dpop_lambda: float, info: ValidationInfo) -> float:
+        # DPO-Positive is the logistic loss with a penalty inside its sigmoid: it replaces TRL's whole loss, so it
+        # does not combine with another loss type or with the NLL term
+        if dpop_lambda and info.data.get("loss_type", "sigmoid") != "sigmoid":
+            raise ValueError(f"needs loss_type=sigmoid (DPO-Positive is a penalised logistic loss), not "
+                             f"{info.data['loss_type']!r}")  # fmt: skip
+        if dpop_lambda and info.data.get("nll_weight", 0.0):
+            raise ValueError("does not combine with nll_weight > 0 (two regularisers of the real answers' "
+                             "likelihood); set one of them to 0")  # fmt: skip
+        return dpop_lambda
 
     @field_validator("early_stop_below")
     @classmethod
@@ -105,7 +119,7 @@ class PreferenceConfig(IterationConfig):
 
     def loss(self) -> PreferenceLoss:
         alpha = {"previous": 0.0, "base": 1.0, "mixture": self.alpha}[self.reference]
-        return PreferenceLoss(self.beta, self.loss_type, alpha, self.nll_weight)
+        return PreferenceLoss(self.beta, self.loss_type, alpha, self.nll_weight, self.dpop_lambda)
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

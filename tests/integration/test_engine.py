@@ -146,6 +146,36 @@ def test_the_mixture_reference_mixes_base_and_starting_model(setup, tmp_path):
             assert mixed["reference_logps"][side][i] == pytest.approx(0.25 * base_logp + 0.75 * start_logp, abs=2e-3)
 
 
+def test_dpo_positive_penalises_real_answers_that_lost_likelihood(setup, tmp_path):
+    """DPO-Positive (conf/method/spin_dpop.yaml) from a starting model that is worse than its reference (the smoke
+    base model with noise in its weights, against the smoke base model as alpha = 1's base): the first step's loss
+    is the penalised logistic loss of the pairs' log-ratios, computed here apart."""
+    config, checkpoint, pairs = setup
+    base = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    start = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in start.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=noise) * 0.05)
+    start.save_pretrained(tmp_path / "start")
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(tmp_path / "start")
+    positive = PreferenceLoss(0.1, "sigmoid", 1.0, dpop_lambda=50.0)
+    stats, tokenizer = train((config, tmp_path / "start", pairs), tmp_path / "out", positive, base_model=base)
+    logp = response_logp
+    ratios = [[logp(start, tokenizer, p["prompt"], p[side]) - logp(base, tokenizer, p["prompt"], p[side])
+               for side in ("chosen", "rejected")] for p in pairs]  # fmt: skip
+
+    def loss(dpop_lambda: float) -> float:
+        logits = torch.tensor([0.1 * (c - r - dpop_lambda * max(0.0, -c)) for c, r in ratios])
+        return -torch.nn.functional.logsigmoid(logits).mean().item()
+
+    assert loss(50.0) > loss(0.0) + 0.1  # the real answers are less likely than under the reference: it bites
+    assert stats["log_history"][0]["loss"] == pytest.approx(loss(50.0), rel=2e-3)
+    # against the starting model itself (SPIN's reference at the first step) the penalty is 0: ln 2
+    plain, _ = train(setup, tmp_path / "plain", dataclasses.replace(positive, reference_alpha=0.0))
+    assert plain["log_history"][0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+
+
 def test_heldout_pairs_are_scored_after_training(setup, tmp_path):
     stats, _ = train(setup, tmp_path, recipe=dataclasses.replace(STEP, max_steps=2, learning_rate=1e-2), heldout=True)
     held = stats["heldout"]

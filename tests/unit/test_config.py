@@ -98,7 +98,7 @@ def test_help_lists_the_groups_and_only_real_options(tmp_path):
                          timeout=120, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     groups = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line and "," in line)
-    assert groups["method"] == "dpo, epochs, sft, spin, spin_nll, sppo"
+    assert groups["method"] == "dpo, epochs, sft, spin, spin_dpop, spin_nll, sppo"
     assert groups["model"] == "tiny, tiny_l, tiny_xs, zephyr_7b_sft"
     assert groups["engine"] == "zero0, zero1, zero2, zero3, zero3_offload"
     assert {"data", "model", "evaluation", "generation", "tracking"} <= set(groups)

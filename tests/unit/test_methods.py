@@ -70,7 +70,8 @@ def test_the_reference_weight_of_the_base_model(tmp_path, overrides, alpha):
 def test_the_regularised_arms_are_spin_with_another_loss(tmp_path):
     assert method(tmp_path, "method=spin_nll").loss() == PreferenceLoss(0.1, "sigmoid", 0.0, nll_weight=1.0)
     assert method(tmp_path, "method=sppo").loss() == PreferenceLoss(0.1, "sppo_hard", 0.0)
-    assert {method(tmp_path, f"method={m}").kind for m in ("spin_nll", "sppo")} == {"spin"}
+    assert method(tmp_path, "method=spin_dpop").loss() == PreferenceLoss(0.1, "sigmoid", 0.0, dpop_lambda=50.0)
+    assert {method(tmp_path, f"method={m}").kind for m in ("spin_nll", "sppo", "spin_dpop")} == {"spin"}
 
 
 def test_heldout_rows_are_the_last_ones_and_stay_whatever_the_data_size():

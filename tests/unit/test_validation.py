@@ -76,7 +76,9 @@ BAD = [
         id="batch the accumulation does not divide",
     ),
     pytest.param(
-        ["method=foo"], ["method=foo", "no such option", "dpo, epochs, sft, spin, spin_nll, sppo"], id="unknown method"
+        ["method=foo"],
+        ["method=foo", "no such option", "dpo, epochs, sft, spin, spin_dpop, spin_nll, sppo"],
+        id="unknown method",
     ),
     pytest.param(
         ["method=spin", "method.kind=nope"],
@@ -90,6 +92,16 @@ BAD = [
     ),
     pytest.param(
         ["method=spin", "method.loss_type=kto"], ["method.loss_type=kto", "'sigmoid', 'hinge'"], id="unknown loss"
+    ),
+    pytest.param(
+        ["method=spin_dpop", "method.loss_type=hinge"],
+        ["method.dpop_lambda=50.0", "needs loss_type=sigmoid", "not 'hinge'"],
+        id="DPO-Positive with another loss",
+    ),
+    pytest.param(
+        ["method=spin_dpop", "method.nll_weight=0.5"],
+        ["method.dpop_lambda=50.0", "does not combine with nll_weight"],
+        id="DPO-Positive with the NLL term",
     ),
     pytest.param(
         ["method=spin", "method.reference=mixture", "method.alpha=1.5"],
