@@ -139,8 +139,9 @@ def run(config: RunConfig) -> RunResult:
             tracker.log_samples(t + 1, result.samples)
             steps_done += result.diagnostics["train/steps"]
             if stop:
-                log.warning("early stop after iteration %d: held-out reward accuracy %.3f < method.early_stop_below",
-                            t + 1, result.diagnostics["heldout/rewards/accuracies"])  # fmt: skip
+                accuracy = result.diagnostics.get("heldout/rewards/accuracies", "(every pair degenerate)")
+                log.warning("early stop after iteration %d: held-out reward accuracy %s < method.early_stop_below",
+                            t + 1, accuracy)  # fmt: skip
                 break
         failed = False
     finally:
@@ -170,4 +171,5 @@ def early_stop(method: IterationConfig, diagnostics: Mapping[str, Any]) -> bool:
     """SPIN's convergence signal: the trained model no longer tells held-out real answers from generated ones."""
     if not isinstance(method, PreferenceConfig) or method.early_stop_below is None:
         return False
-    return bool(diagnostics["heldout/rewards/accuracies"] < method.early_stop_below)
+    # no held-out accuracy with every held-out pair degenerate: the model gives every real answer itself
+    return bool(diagnostics.get("heldout/rewards/accuracies", 0.0) < method.early_stop_below)

@@ -15,11 +15,10 @@ from spin_bench.methods.base import (
     PreferenceConfig,
     Stages,
     budgeted,
-    heldout_similarity,
     iteration,
     split_heldout,
 )
-from spin_bench.methods.spin import pair_diagnostics, spin_pairs
+from spin_bench.methods.spin import heldout_diagnostics, informative, pair_diagnostics, spin_pairs
 
 
 class Epochs:
@@ -34,9 +33,9 @@ class Epochs:
         pairs, heldout = spin_pairs(generations, real, 0, 1), spin_pairs(generations, heldout_real, 0, 1)
         recipe = budgeted(config, inputs.t, len(real))  # SPIN's budget at this iteration: the pairs cycle
         # labelled "spin": at iteration 0 (start = reference = the base model) this is SPIN's own training stage
-        trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
+        trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), informative(heldout))
         diagnostics = pair_diagnostics(pairs, pairs, real, generations[0]) | {"steps_budget": recipe.max_steps}
-        diagnostics |= heldout_similarity(stages, inputs.checkpoints[-1], heldout)
+        diagnostics |= heldout_diagnostics(stages, inputs.checkpoints[-1], heldout)
         return iteration(trained, diagnostics)
 
 

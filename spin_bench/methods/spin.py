@@ -8,7 +8,7 @@ official recipe: h = 2, iterations t and t-1). p_{t+1} is trained from p_t with 
 
 whose reference is p_t (`reference: previous`; or the base model, or alpha-SPIN's mixture of the two), for the
 step budget every method shares. The held-out prompts' pairs are scored after training: their reward accuracy
-is SPIN's convergence signal (`early_stop_below`).
+(over the pairs whose answers differ) is SPIN's convergence signal (`early_stop_below`).
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ class Spin:
         pairs = spin_pairs(generations, real, t, config.history)
         heldout = spin_pairs({t: generations[t]}, heldout_real, t, 1)
         recipe = budgeted(config, t, len(real))
-        trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
+        trained = stages.train("spin", inputs.checkpoints[-1], pairs, recipe, config.loss(), informative(heldout))
         current = [p for p in pairs if p["iteration"] == t]
         diagnostics = pair_diagnostics(pairs, current, real, generations[t]) | {"steps_budget": recipe.max_steps}
-        diagnostics |= heldout_similarity(stages, inputs.checkpoints[-1], heldout)
+        diagnostics |= heldout_diagnostics(stages, inputs.checkpoints[-1], heldout)
         return iteration(trained, diagnostics, current[: config.samples_logged])
 
 
@@ -80,6 +80,25 @@ def spin_pairs(generations: Mapping[int, Sequence[GenerationRow]], real: Sequenc
     return pairs
 
 
+def degenerate(pair: Mapping[str, Any]) -> bool:
+    """A pair whose generated answer is the real one: it carries no preference (its loss has no gradient)."""
+    return bool(pair["chosen"].strip() == pair["rejected"].strip())
+
+
+def informative(heldout: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The held-out pairs the reward accuracy is scored on: those whose answers differ. A degenerate pair has equal
+    rewards under any model and TRL counts a tie as a miss, so with them chance would read under 0.5 (at 15%
+    degenerate pairs, 0.43) and a model that tells every real answer from its own could not reach 1."""
+    return [p for p in heldout if not degenerate(p)]
+
+
+def heldout_diagnostics(stages: Stages, checkpoint: str, heldout: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The held-out pairs' CHES under the model the iteration starts from, and how many of them are degenerate
+    (left out of the held-out reward accuracy)."""
+    degenerate_pairs = len(heldout) - len(informative(heldout))
+    return heldout_similarity(stages, checkpoint, heldout) | {"heldout/pairs/degenerate": degenerate_pairs}
+
+
 def pair_diagnostics(pairs: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]],
                      real: Sequence[PromptRow], generated: Sequence[GenerationRow]) -> dict[str, Any]:  # fmt: skip
     """What the self-play pairs look like: how many, how many identical (they carry no signal), the lengths of
@@ -90,7 +109,7 @@ def pair_diagnostics(pairs: Sequence[Mapping[str, Any]], current: Sequence[Mappi
     known = [i for i, a in answers.items() if a is not None]
     out = {
         "pairs": len(pairs),
-        "degenerate": sum(p["chosen"].strip() == p["rejected"].strip() for p in pairs),
+        "degenerate": sum(degenerate(p) for p in pairs),
         "generated_chars": _mean(len(p["rejected"]) for p in current),
         "real_chars": _mean(len(p["chosen"]) for p in current),
         "pair_text_similarity": _mean(

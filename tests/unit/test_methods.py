@@ -170,6 +170,23 @@ def test_a_spin_iteration_generates_with_every_model_of_its_history_and_trains_o
     assert result.diagnostics["train/rewards/margins"] == pytest.approx(0.4)
     assert result.diagnostics["train_last/rewards/margins"] == 0.6
     assert stages.compared == [("p1", 2)] and result.diagnostics["heldout/pairs/ches"] == 1.5
+    assert result.diagnostics["heldout/pairs/degenerate"] == 0
+
+
+@pytest.mark.parametrize("kind", ["spin", "epochs"])
+def test_heldout_pairs_whose_answers_are_equal_are_counted_and_not_scored(tmp_path, kind):
+    """A degenerate held-out pair (the model gives the real answer) has equal rewards under any model: scored, it
+    would be a miss, so it is left out of the held-out reward accuracy and counted instead."""
+    data = tmp_path / "world" / "data"
+    write_jsonl(data / "spin_prompts.jsonl", [{"id": f"s{i}", "prompt": f"q{i}", "response": "p0 says" if i == 9 else
+                                               f"a{i}"} for i in range(10)])  # fmt: skip
+    stages = RecordingStages()  # p0 answers "p0 says" everywhere: the real answer of s9, a held-out prompt
+    config = method(tmp_path, f"method={kind}", *ITERATION)
+    result = method_for(kind).iterate(config.at(0), IterationInputs(World(tmp_path / "world"), ("p0",)), stages)
+    (call,) = stages.trained
+    assert [p["id"] for p in call["heldout"]] == ["s8"]
+    assert result.diagnostics["heldout/pairs/degenerate"] == 1
+    assert stages.compared == [("p0", 2)]  # CHES over every held-out pair
 
 
 def test_the_share_of_correct_self_play_answers(tmp_path):
