@@ -10,6 +10,10 @@ Each comparison is a paired t-test on the `average` score across seeds (a seed f
 start from): the mean difference in points, its 95% CI and p. A verdict reads the CI: above zero, below zero, or
 "no difference detected" when it spans zero (which is not evidence that the two are equal: the CI says how large
 a difference the study could have missed). Verdicts never look at point estimates alone.
+
+Before them, a question each arm answers of itself: did it learn its own objective? At its last iteration, its
+held-out objective (the preference arms: held-out reward accuracy, against chance; the others: the held-out real
+answers' log-probability against the base model's), mean and CI across seeds, read the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from spin_bench.analysis.stats import ablation_axes, score_table, ttest_paired
+from spin_bench.analysis.stats import ablation_axes, mean_ci, score_table, ttest_paired, variant_keys, variant_label
 
 COLUMNS = ["question", "treatment", "baseline", "iteration", "n", "mean_difference", "ci_low", "ci_high", "t", "p",
            "verdict"]  # fmt: skip
@@ -39,6 +43,56 @@ QUESTIONS = [
     Question("Q2", "does iterating beat training iteration 0 for the same total steps (the epochs arm)?", "epochs", 2),
     Question("Q3", "does SPIN without preference data match DPO with it?", "dpo", 1),
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    key: str  # in diagnostics.jsonl
+    text: str
+    null: float  # the value of an arm that learned nothing
+    unit: str
+
+
+# An arm's own objective: the first of these it logged (the preference arms log both: theirs is the accuracy)
+OBJECTIVES = [
+    Objective("heldout/rewards/accuracies", "held-out reward accuracy", 0.5, " (chance: 0.5)"),
+    Objective("heldout_real/logp_vs_base", "held-out real answers' log p - the base model's", 0.0, " nats"),
+]
+LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", "ci_high", "verdict"]
+
+
+def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per variant, at its last iteration: its own held-out objective (OBJECTIVES), mean and CI across seeds, and
+    the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way" (below it), or "not
+    detected" (LEARNING_COLUMNS)."""
+    keys = variant_keys(diagnostics)
+    rows = []
+    for values, runs in diagnostics[diagnostics["iteration"] > 0].groupby(keys, dropna=False):
+        objective = next((o for o in OBJECTIVES if o.key in runs and runs[o.key].notna().any()), None)
+        if objective is None:
+            continue
+        last = runs[runs["iteration"] == runs["iteration"].max()].dropna(subset=[objective.key])
+        ci = mean_ci(last.assign(group=0), ["group"], objective.key, level).iloc[0]
+        tested = ci.n >= 2 and not math.isnan(ci.ci_low)
+        low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
+        said = "learned" if low > objective.null else "went the wrong way" if high < objective.null else "not detected"
+        rows.append({"variant": variant_label(keys, values if isinstance(values, tuple) else (values,)),
+                     "iteration": int(last["iteration"].iloc[0]), "objective": objective.key, "n": int(ci.n),
+                     "mean": ci["mean"], "ci_low": low, "ci_high": high,
+                     "verdict": said if tested else "untested"})  # fmt: skip
+    return pd.DataFrame(rows, columns=LEARNING_COLUMNS)
+
+
+def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
+    """Whether each arm learned its own objective, one sentence per arm (`learning_table`)."""
+    out = []
+    for row in learned.itertuples():
+        objective = next(o for o in OBJECTIVES if o.key == row.objective)
+        interval = "" if row.verdict == "untested" else f" [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+        out.append(f"{row.variant} (did it learn its objective?): {objective.text}{objective.unit} at iteration "
+                   f"{row.iteration}, mean over {row.n} seeds with {level:.0%} CI: {row.mean:+.3f}{interval}, "
+                   f"{row.verdict}.")  # fmt: skip
+    return out
 
 
 def answer_table(frame: pd.DataFrame, treatment: str = "spin", level: float = 0.95) -> pd.DataFrame:

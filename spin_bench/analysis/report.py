@@ -20,7 +20,7 @@ import pandas as pd
 
 from spin_bench.analysis.load import load_diagnostics, load_results, tidy
 from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes
-from spin_bench.analysis.questions import answer_table, sentences
+from spin_bench.analysis.questions import answer_table, learning_sentences, learning_table, sentences
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
@@ -44,16 +44,24 @@ QUESTIONS = (
     "`mean_difference` = SPIN - baseline in points, with its 95% CI. A CI that spans zero means no difference was "
     "detected, not that there is none: its ends bound what this study could have missed."
 )
+LEARNING = (
+    "Did each arm learn its own objective? At its last iteration, mean and 95% CI across seeds of its held-out "
+    "objective: the preference arms' held-out reward accuracy (over the held-out pairs whose answers differ; "
+    "chance: 0.5), the others' held-out real answers' log-probability minus the base model's (nats per answer; "
+    "learning nothing: 0). `learned`: the CI lies above that value; `went the wrong way`: below it; `not "
+    "detected`: it spans it."
+)
 OBJECTIVES = (
-    "Does each arm learn its own objective? Mean ± 95% CI across seeds, per iteration (0: the base model). "
-    "`heldout_real logp_vs_base`: log-probability of held-out real answers (the world's `valid` split, trained on by "
-    "no stage) minus the base model's, in nats per answer: SFT's objective, and the likelihood displacement of the "
-    "preference arms. `heldout_real answer_entropy`: entropy (nats) of the next token at the final-answer digits. "
-    "`heldout rewards/accuracies`: share of held-out pairs whose real (chosen) answer gets the larger implicit "
-    "reward, the preference arms' objective (chance: 0.5). `heldout pairs/ches_normalised`: how alike the pair's two "
-    "answers look to the model (CHES, Razin et al. 2024). `generated_correct`: share of the model's own answers to "
-    "the SPIN prompts that are correct. Training metrics (`train/...` in diagnostics.jsonl) are averaged over "
-    "each whole stage."
+    "Each arm's held-out objectives and diagnostics: mean ± 95% CI across seeds, per iteration (0: the base "
+    "model). `heldout_real logp_vs_base`: log-probability of held-out real answers (the world's `valid` split, "
+    "trained on by no stage) minus the base model's, in nats per answer: SFT's objective, and the likelihood "
+    "displacement of the preference arms. `heldout_real answer_entropy`: entropy (nats) of the next token at the "
+    "final-answer digits. `heldout rewards/accuracies`: share of held-out pairs whose real (chosen) answer gets "
+    "the larger implicit reward, the preference arms' objective (over the pairs whose answers differ: chance 0.5; "
+    "`heldout/pairs/degenerate` in diagnostics.jsonl counts the others). `heldout pairs/ches_normalised`: how "
+    "alike the pair's two answers look to the model (CHES, Razin et al. 2024). `generated_correct`: share of the "
+    "model's own answers to the SPIN prompts that are correct. Training metrics (`train/...` in "
+    "diagnostics.jsonl) are averaged over each whole stage."
 )
 
 
@@ -110,8 +118,13 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
         printed.append(f"highest mean final-iteration average per method, by {axis}\n{best}")
     if diagnostics is not None:
         figures["diagnostics.png"] = plot_diagnostics(diagnostics)
-        learned = objective_table(diagnostics)
+        learning = learning_table(diagnostics)
         items: list[tuple[str, str]] = []
+        if len(learning):
+            said = learning_sentences(learning)
+            items += [("text", LEARNING), ("text", "\n\n".join(said)), ("table", _text(learning))]
+            printed.append("\n".join(said))
+        learned = objective_table(diagnostics)
         if len(learned):
             items += [("text", OBJECTIVES), ("table", _text(format_intervals(learned)))]
             printed.append(f"what each arm learned (held-out; mean ± 95% CI)\n{_text(format_intervals(learned, 3))}")

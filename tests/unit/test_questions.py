@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from spin_bench.analysis.load import tidy
-from spin_bench.analysis.questions import answer_table, sentences, verdict
+from spin_bench.analysis.questions import answer_table, learning_sentences, learning_table, sentences, verdict
 from spin_bench.analysis.stats import objective_table
 
 HEADLINE = "arith_gen/exact_match,strict-match"
@@ -64,3 +64,41 @@ def test_what_each_arm_learned_is_a_mean_and_ci_across_seeds():
     row = table.loc[("dpo", 1, "heldout rewards/accuracies")]
     assert row["mean"] == pytest.approx(0.8) and row["n"] == 3 and row["ci_low"] > 0.5
     assert objective_table(diagnostics, keys=["generated_correct"]).empty
+
+
+def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
+    """Preference arms: held-out reward accuracy against chance (0.5); SFT: the held-out real answers' log p
+    against the base model's (0); the verdict reads the CI across seeds."""
+    rows = [
+        {
+            "study": "s",
+            "method": "dpo",
+            "seed": s,
+            "iteration": t,
+            "heldout/rewards/accuracies": a + 0.1 * t,
+            "heldout_real/logp_vs_base": -1.0,
+        }
+        for s, a in enumerate([0.5, 0.55, 0.6])
+        for t in (1, 2)
+    ]
+    rows += [
+        {"study": "s", "method": "spin", "seed": s, "iteration": 1, "heldout/rewards/accuracies": a}
+        for s, a in enumerate([0.3, 0.6, 0.5])
+    ]
+    rows += [{"study": "s", "method": "sft", "seed": s, "iteration": t, "heldout_real/logp_vs_base": -0.1 * t - d}
+             for s, d in enumerate([0.0, 0.01, 0.02]) for t in (0, 1)]  # fmt: skip
+    diagnostics = pd.DataFrame(rows)
+    diagnostics.attrs["axes"] = []
+    table = learning_table(diagnostics).set_index("variant")
+    assert list(table.index) == ["dpo", "sft", "spin"]
+    assert table.loc["dpo", "objective"] == "heldout/rewards/accuracies" and table.loc["dpo", "iteration"] == 2
+    assert table.loc["dpo", "mean"] == pytest.approx(0.75) and table.loc["dpo", "verdict"] == "learned"
+    assert table.loc["sft", "objective"] == "heldout_real/logp_vs_base" and table.loc["sft", "iteration"] == 1
+    assert table.loc["sft", "verdict"] == "went the wrong way" and table.loc["spin", "verdict"] == "not detected"
+    half = stats.t.ppf(0.975, 2) * pd.Series([0.7, 0.75, 0.8]).sem()
+    assert table.loc["dpo", "ci_low"] == pytest.approx(0.75 - half)
+    said = learning_sentences(learning_table(diagnostics))
+    assert said[0].startswith("dpo (did it learn its objective?): held-out reward accuracy (chance: 0.5) at iteration")
+    assert said[0].endswith(", learned.")
+    one = learning_table(diagnostics[diagnostics["seed"] == 0])
+    assert set(one["verdict"]) == {"untested"} and "untested" in learning_sentences(one)[0]

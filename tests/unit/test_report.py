@@ -50,6 +50,8 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
         in printed
     )
     assert "what each arm learned" in printed
+    assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5) at iteration" in printed
+    assert "Did each arm learn its own objective?" in report
     assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
     assert "## The paper's three questions" in report and "## Diagnostics: what each arm learned" in report
     assert "Ablation" not in report and not list(tmp_path.glob("ablation_*"))  # no axis in this study
