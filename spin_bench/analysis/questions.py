@@ -56,7 +56,7 @@ class Objective:
 # An arm's own objective: the first of these it logged (the preference arms log both: theirs is the accuracy)
 OBJECTIVES = [
     Objective("heldout/rewards/accuracies", "held-out reward accuracy", 0.5, " (chance: 0.5)"),
-    Objective("heldout_real/logp_vs_base", "held-out real answers' log p - the base model's", 0.0, " nats"),
+    Objective("heldout_real/logp_vs_base", "held-out real answers' log p - the base model's", 0.0, " (nats)"),
 ]
 LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", "ci_high", "verdict"]
 
@@ -88,9 +88,9 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
     out = []
     for row in learned.itertuples():
         objective = next(o for o in OBJECTIVES if o.key == row.objective)
-        interval = "" if row.verdict == "untested" else f" [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+        interval = "" if row.verdict == "untested" else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
         out.append(f"{row.variant} (did it learn its objective?): {objective.text}{objective.unit} at iteration "
-                   f"{row.iteration}, mean over {row.n} seeds with {level:.0%} CI: {row.mean:+.3f}{interval}, "
+                   f"{row.iteration}, mean over {row.n} seeds with {level:.0%} CI: {row.mean:.3f}{interval}, "
                    f"{row.verdict}.")  # fmt: skip
     return out
 
