@@ -98,10 +98,12 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
         printed.append("\n".join(said))
     if several:
         sections.append(("##", "Mean and 95% CI across seeds", [("table", _text(format_intervals(intervals)))]))
-        tests = paired_test(results)
+        others = sorted(set(results["method"]) - {"spin"})  # every other arm: baselines, or regularised variants
+        tests = paired_test(results, baselines=others)
         if len(tests):
             text = ("Paired t-test over seeds of the `average` at each variant's last iteration (pairs share a seed, "
-                    "hence a base model); `mean_difference` = treatment - baseline, in points.")  # fmt: skip
+                    "hence a base model), SPIN against every other arm of the study; `mean_difference` = treatment "
+                    "- baseline, in points.")  # fmt: skip
             sections.append(("##", "SPIN vs baselines", [("text", text), ("table", _text(tests))]))
     for axis in ablation_axes(results):
         name = f"ablation_{axis}.png"

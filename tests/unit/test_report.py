@@ -17,7 +17,7 @@ from spin_bench.analysis import confidence_intervals, format_intervals, load_res
 from spin_bench.analysis.plots import DIAGNOSTIC_PANELS, PANEL
 from spin_bench.cli.callbacks import StudyReport
 from spin_bench.cli.report import main
-from tests.synthetic import write_sweep
+from tests.synthetic import write_run, write_sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -70,6 +70,16 @@ def test_report_of_an_ablation_has_a_section_and_figure_per_axis(small_sweep, tm
     assert "## Ablation: beta" in report and "![ablation_beta.png](ablation_beta.png)" in report
     assert "SPIN vs baselines" not in report  # no baseline in this study
     assert png_size((tmp_path / "ablation_beta.png").read_bytes())[1] == 420
+
+
+def test_spin_is_tested_against_every_other_arm_of_its_study(tmp_path):
+    """A regularisation study has no SFT or DPO: SPIN's paired tests are against its variants."""
+    for seed in (0, 1):
+        for method in ("spin", "spin_nll", "sppo"):
+            write_run(tmp_path / "runs" / "regularisation", method, seed, {})
+    assert main([str(tmp_path / "runs" / "regularisation"), "--out", str(tmp_path / "out")]) == 0
+    tests = (tmp_path / "out" / "report.md").read_text().split("## SPIN vs baselines")[1].split("##")[0]
+    assert "spin_nll" in tests and "sppo" in tests
 
 
 def test_study_report_callback_writes_into_the_study_and_prints_the_table(small_sweep, tmp_path, capsys):
