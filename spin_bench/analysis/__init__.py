@@ -11,6 +11,7 @@ from spin_bench.analysis.questions import answer_table, sentences
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
+    against_base,
     best_by_method,
     confidence_intervals,
     final_scores,
@@ -25,6 +26,7 @@ from spin_bench.analysis.stats import (
 __all__ = [
     "ablation_axes",
     "ablation_table",
+    "against_base",
     "answer_table",
     "best_by_method",
     "confidence_intervals",

@@ -24,6 +24,7 @@ from spin_bench.analysis.questions import answer_table, learning_sentences, lear
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
+    against_base,
     best_by_method,
     confidence_intervals,
     format_intervals,
@@ -105,6 +106,10 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
                     "hence a base model), SPIN against every other arm of the study; `mean_difference` = treatment "
                     "- baseline, in points.")  # fmt: skip
             sections.append(("##", "SPIN vs baselines", [("text", text), ("table", _text(tests))]))
+        text = ("Paired t-test over seeds of each variant's `average` at its last iteration against its base model "
+                "(iteration 0, the same seed's); `mean_difference` in points.")  # fmt: skip
+        base_tests = _text(against_base(results))
+        sections.append(("##", "Every variant against its base model", [("text", text), ("table", base_tests)]))
     for axis in ablation_axes(results):
         name = f"ablation_{axis}.png"
         figures[name] = plot_ablation(results, axis)

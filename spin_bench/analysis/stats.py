@@ -135,6 +135,24 @@ def paired_test(
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
+def against_base(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Paired t-test over seeds of every variant's `average` at its last iteration against its iteration 0 (the
+    base model of the same seed): the paper's first question for every arm and ablation setting of a study, in
+    the columns of `paired_test` (`baseline` = "base model")."""
+    average = score_table(frame)["average"].reset_index()
+    if "study" not in average:
+        average.insert(0, "study", frame["study"].iloc[0])
+    axes = ablation_axes(frame)
+    rows = []
+    for study, runs in average.groupby("study"):
+        for method in sorted(runs["method"].unique()):
+            base = {label: scores for label, _, _, scores in _variants(runs, method, axes, 0)}
+            for label, _, at, scores in _variants(runs, method, axes, None):
+                compared = {"study": study, "treatment": label, "baseline": "base model", "iteration": at}
+                rows.append(compared | {"baseline_iteration": 0} | ttest_paired(scores, base[label], level))
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
 def _variants(runs: pd.DataFrame, method: str, axes: list[str],
               iteration: int | None) -> Iterator[tuple[str, dict[str, Any], int, pd.Series]]:  # fmt: skip
     """(label, {axis: value}, iteration, average by seed) for each variant of `method` among `runs` (one study's

@@ -19,6 +19,7 @@ from scipy import stats
 from spin_bench.analysis import (
     ablation_axes,
     ablation_table,
+    against_base,
     best_by_method,
     confidence_intervals,
     format_intervals,
@@ -214,6 +215,21 @@ def test_paired_test_of_known_pairs_at_each_methods_last_iteration():
     assert row["t"] == pytest.approx(expected.statistic) and row["p"] == pytest.approx(expected.pvalue)
     low, high = expected.confidence_interval(0.95)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+
+
+def test_every_variant_is_tested_against_its_own_base_model_at_its_last_iteration():
+    last = {0: 0.52, 1: 0.44, 2: 0.61}  # spin beta=0.5 at iteration 2, per seed
+    scores = {("spin", s, 0): 0.5 - 0.05 * s for s in range(3)} | {("spin", s, 1): 0.9 for s in range(3)}
+    scores |= {("spin", s, 2): v for s, v in last.items()}
+    rows = [{**row, "axes": {"method.beta": 0.5}} for row in hand_rows(scores)]
+    rows += [{**row, "axes": {"method.beta": 0.1}} for row in hand_rows({("spin", s, t): 0.3 for s in (0, 1)
+                                                                         for t in (0, 1)})]  # fmt: skip
+    tests = against_base(tidy(rows)).set_index("treatment")
+    expected = stats.ttest_rel([52, 44, 61], [50, 45, 40])
+    row = tests.loc["spin beta=0.5"]
+    assert (row["iteration"], row["baseline_iteration"], row["n"]) == (2, 0, 3)
+    assert row["mean_difference"] == pytest.approx(22 / 3) and row["p"] == pytest.approx(expected.pvalue)
+    assert tests.loc["spin beta=0.1", "mean_difference"] == 0 and tests.loc["spin beta=0.1", "iteration"] == 1
 
 
 def test_paired_test_pairs_each_variant_with_the_baselines_of_its_own_setting():
