@@ -3,8 +3,9 @@
 Written into `runs/<study>/` when a study's runs end (the Hydra callback of spin_bench/cli/callbacks.py) and by
 `spin-bench-report` for any runs, studies or run directories (spin_bench/cli/report.py). Files: `report.md`
 (the score table: variant x seed x iteration rows, one column per headline metric in %, and their average; the
-mean and 95% CI across seeds; SPIN's paired tests against SFT and DPO; one section per ablation axis; the
-self-play diagnostics), `scores.png`, `ablation_<axis>.png`, `diagnostics.png`, and on request `report.html`
+mean and 95% CI across seeds; the paper's three questions; SPIN's paired tests against every other arm, and every
+variant's against its base model; one section per ablation axis; whether each arm learned its objective, and
+the self-play diagnostics), `scores.png`, `ablation_<axis>.png`, `diagnostics.png`, and on request `report.html`
 embedding them. The numbers come from the rest of spin_bench.analysis.
 """
 
