@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,29 @@ def build_base(model: ModelConfig, world: World, engine: EngineConfig, cache_dir
                        seed=seed, cache_dir=cache_dir, heldout=valid, plateau=model.plateau)  # fmt: skip
 
 
+def plateau_reached(curve: list[float], min_delta: float, patience: int) -> bool:
+    """HF's EarlyStoppingCallback rule, replayed on the held-out losses: an evaluation that does not beat the best
+    so far by more than `min_delta` counts, one that does resets the count; `patience` in a row at the end is a
+    plateau. (Each of those epochs may still gain up to `min_delta` on the best, so together up to `patience`
+    times it: `base/recent_gain`.)"""
+    best, count = math.inf, 0
+    for loss in curve:
+        count = 0 if loss < best - min_delta else count + 1
+        best = min(best, loss)
+    return count >= patience
+
+
 def base_diagnostics(trained: Trained, model: ModelConfig) -> dict[str, Any]:
     """The base stage's record (iteration 0 of diagnostics.jsonl): its epochs and steps, the held-out SFT loss
-    after each epoch, and whether it met its plateau criterion (the last `patience` evaluations improved on the
-    best before them by at most `min_delta`; `False`: the epoch cap stopped it first, and the base model is not
-    finished: a warning says so).
-    Nothing for a given (pretrained) checkpoint."""
+    after each epoch, what the last `patience` epochs gained on the best loss before them, and whether it met its
+    plateau criterion (`plateaued`; `False`: the epoch cap stopped it first, and the base model is not finished:
+    a warning says so). Nothing for a given (pretrained) checkpoint."""
     curve = trained.stats.get("heldout_curve")
     if not curve or not isinstance(model, ScratchModel):
         return {}
     patience = model.plateau.patience
-    # what the last `patience` epochs gained on the best loss before them (EarlyStoppingCallback's test)
     gain = min(curve[:-patience]) - min(curve[-patience:]) if len(curve) > patience else None
-    plateaued = gain is not None and gain <= model.plateau.min_delta
+    plateaued = plateau_reached(curve, model.plateau.min_delta, patience)
     if not plateaued:
         log.warning("the base model did not plateau within model.base_sft.epochs=%d (its held-out SFT loss still "
                     "fell %s over the last %d epochs): it is not a finished SFT model; raise the cap", len(curve),

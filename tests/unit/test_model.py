@@ -3,16 +3,18 @@ that are standard HF directories, reload exactly and are refused without safeten
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, TrainerState, TrainingArguments
 
 from spin_bench.data.arithmetic import make_problem
 from spin_bench.data.config import Difficulty
 from spin_bench.engine.checkpoint import load_checkpoint
 from spin_bench.engine.config import Loading
+from spin_bench.model.base import plateau_reached
 from spin_bench.model.config import Architecture
 from spin_bench.model.llama import build_tiny_llama
 from spin_bench.model.tokenizer import render_exchange, train_tokenizer
@@ -97,3 +99,23 @@ def test_loading_refuses_bad_checkpoint_dirs(tokenizer, tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="Input should be 'float32', 'bfloat16' or 'float16'"):
         Loading(dtype="float64")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("curve", "plateaued"),
+    [
+        ([1.0, 0.5, 0.494, 0.488], True),  # two epochs in a row gain 0.006 on the best: together 0.012, still a plateau
+        ([1.0, 0.5, 0.494, 0.47], False),  # the last epoch gains 0.024: the count starts again
+        ([1.0, 0.5, 0.52, 0.51], True),  # worse epochs count too
+        ([1.0, 0.5, 0.499], False),  # one epoch in a row is under the patience of 2
+    ],
+)
+def test_the_plateau_is_hfs_early_stopping_rule_replayed(curve, plateaued):
+    """`base/plateaued` says whether HF's EarlyStoppingCallback (min_delta 0.01, patience 2) would have stopped
+    at the curve's end, evaluation by evaluation against the best so far."""
+    callback, state = EarlyStoppingCallback(2, 0.01), TrainerState()
+    for loss in curve:
+        callback.check_metric_value(TrainingArguments("unused", greater_is_better=False), state, None, loss)
+        state.best_metric = min(loss, state.best_metric or math.inf)  # as Trainer keeps the best
+    assert (callback.early_stopping_patience_counter >= 2) is plateaued
+    assert plateau_reached(curve, 0.01, 2) is plateaued
