@@ -11,9 +11,10 @@ start from): the mean difference in points, its 95% CI and p. A verdict reads th
 "no difference detected" when it spans zero (which is not evidence that the two are equal: the CI says how large
 a difference the study could have missed). Verdicts never look at point estimates alone.
 
-Before them, a question each arm answers of itself: did it learn its own objective? At its last iteration, its
-held-out objective (the preference arms: held-out reward accuracy, against chance; the others: the held-out real
-answers' log-probability against the base model's), mean and CI across seeds, read the same way.
+Beside them, a question each arm answers of itself: did it learn its own objective? At its last scored
+iteration, its held-out objective (the preference arms: held-out reward accuracy, against chance; the others:
+the held-out real answers' log-probability against the base model's), mean and CI across seeds, read the same
+way.
 """
 
 from __future__ import annotations
@@ -62,16 +63,17 @@ LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", 
 
 
 def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per variant, at its last iteration: its own held-out objective (OBJECTIVES), mean and CI across seeds, and
-    the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way" (below it), or "not
-    detected" (LEARNING_COLUMNS)."""
+    """Per variant, at its last iteration with a value: its own held-out objective (OBJECTIVES), mean and CI
+    across seeds, and the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way"
+    (below it), or "not detected" (LEARNING_COLUMNS)."""
     keys = variant_keys(diagnostics)
     rows = []
     for values, runs in diagnostics[diagnostics["iteration"] > 0].groupby(keys, dropna=False):
         objective = next((o for o in OBJECTIVES if o.key in runs and runs[o.key].notna().any()), None)
         if objective is None:
             continue
-        last = runs[runs["iteration"] == runs["iteration"].max()].dropna(subset=[objective.key])
+        scored = runs.dropna(subset=[objective.key])  # an iteration whose held-out pairs were all degenerate: none
+        last = scored[scored["iteration"] == scored["iteration"].max()]
         ci = mean_ci(last.assign(group=0), ["group"], objective.key, level).iloc[0]
         tested = ci.n >= 2 and not math.isnan(ci.ci_low)
         low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
@@ -90,7 +92,8 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
         objective = next(o for o in OBJECTIVES if o.key == row.objective)
         interval = "" if row.verdict == "untested" else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
         out.append(f"{row.variant} (did it learn its objective?): {objective.text}{objective.unit} at iteration "
-                   f"{row.iteration}, mean over {row.n} seeds with {level:.0%} CI: {row.mean:.3f}{interval}, "
+                   f"{row.iteration}, mean over {row.n} seed{'s' if row.n != 1 else ''} with {level:.0%} CI: "
+                   f"{row.mean:.3f}{interval}, "
                    f"{row.verdict}.")  # fmt: skip
     return out
 

@@ -119,12 +119,9 @@ def paired_test(
     model). At `iteration`, or by default each variant's last iteration; a seed missing there is not paired.
     One row per comparison: n pairs, mean difference (treatment - baseline, in points), its CI at `level`, t, p.
     With fewer than 2 pairs, or differences that do not vary, the statistics are NaN and `note` says why."""
-    average = score_table(frame)["average"].reset_index()
-    if "study" not in average:
-        average.insert(0, "study", frame["study"].iloc[0])
     axes = ablation_axes(frame)
     rows = []
-    for study, runs in average.groupby("study"):
+    for study, runs in _averages(frame).groupby("study"):
         for label, values, at, a in _variants(runs, treatment, axes, iteration):
             for baseline in baselines:
                 for b_label, b_values, b_at, b in _variants(runs, baseline, axes, iteration):
@@ -139,18 +136,23 @@ def against_base(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Paired t-test over seeds of every variant's `average` at its last iteration against its iteration 0 (the
     base model of the same seed): the paper's first question for every arm and ablation setting of a study, in
     the columns of `paired_test` (`baseline` = "base model")."""
-    average = score_table(frame)["average"].reset_index()
-    if "study" not in average:
-        average.insert(0, "study", frame["study"].iloc[0])
     axes = ablation_axes(frame)
     rows = []
-    for study, runs in average.groupby("study"):
+    for study, runs in _averages(frame).groupby("study"):
         for method in sorted(runs["method"].unique()):
             base = {label: scores for label, _, _, scores in _variants(runs, method, axes, 0)}
             for label, _, at, scores in _variants(runs, method, axes, None):
                 compared = {"study": study, "treatment": label, "baseline": "base model", "iteration": at}
                 rows.append(compared | {"baseline_iteration": 0} | ttest_paired(scores, base[label], level))
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _averages(frame: pd.DataFrame) -> pd.DataFrame:
+    """The `average` of every run and iteration as rows, with their study."""
+    average = score_table(frame)["average"].reset_index()
+    if "study" not in average:
+        average.insert(0, "study", frame["study"].iloc[0])
+    return average
 
 
 def _variants(runs: pd.DataFrame, method: str, axes: list[str],

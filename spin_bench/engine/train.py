@@ -206,6 +206,14 @@ class PositiveDPOTrainer(DPOTrainer):
     def __init__(self, *args: Any, dpop_lambda: float, **kwargs: Any):
         self.dpop_lambda = dpop_lambda
         super().__init__(*args, **kwargs)
+        # what the penalised loss below assumes of TRL's: one logistic loss, plain DPO log-ratios, and reference
+        # log-probs in the batch
+        plain = (self.loss_types == ["sigmoid"] and self.ld_alpha is None and not self.use_weighting
+                 and self.f_divergence_type == "reverse_kl" and self.precompute_ref_logps)  # fmt: skip
+        if not plain:
+            raise ValueError(f"DPO-Positive replaces TRL's loss with a penalised logistic one: it needs loss_type "
+                             f"['sigmoid'] (got {self.loss_types}), no ld_alpha, use_weighting or f-divergence, "
+                             "and precompute_ref_log_probs")  # fmt: skip
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
         forwards: list[Any] = []
@@ -236,7 +244,8 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     SPIN is DPO with chosen = the real answer, rejected = the model's own, and the reference = the model the
     iteration starts from. That reference is `model` itself: its log-probabilities of every pair are computed
     once before the first step (`precompute_ref_log_probs`), so no second model sits in memory. With `base_model`
-    the reference is the mixture `alpha * log p_base + (1 - alpha) * log p_model` (MixedReferenceDPOTrainer).
+    the reference is the mixture `alpha * log p_base + (1 - alpha) * log p_model` (MixedReferenceDPOTrainer); with
+    `loss.dpop_lambda` > 0 the loss is DPO-Positive's (PositiveDPOTrainer).
     Log-probs are summed over response tokens only. After training, the `heldout` pairs (if any) are scored:
     TRL's eval metrics (reward accuracy, margins, log-probs) under the same reference. The trained model is saved
     to `work/model` as `sft` does; the statistics include the logged metrics of every logging step and the

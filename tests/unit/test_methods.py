@@ -16,6 +16,7 @@ from spin_bench.engine.config import PreferenceLoss, Recipe, Trained
 from spin_bench.methods import builtin_kinds, method_for
 from spin_bench.methods.base import IterationInputs, history_iterations, split_heldout, step_budget
 from spin_bench.methods.spin import spin_pairs
+from spin_bench.pipeline import early_stop
 from spin_bench.stages import write_jsonl
 from tests.conftest import make_config
 
@@ -237,3 +238,14 @@ def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
             assert call["loss"].beta == 0.1 and [r["id"] for r in call["heldout"]] == ["d8", "d9"]
             assert stages.compared == [("p1", 2)]
     assert budgets == {"sft": 4, "dpo": 4}  # SPIN's: 8 prompts x 2 iterations of history / batch 4
+
+
+def test_early_stop_reads_the_heldout_accuracy_and_stops_when_no_pair_is_left_to_score(tmp_path):
+    """SPIN's convergence signal: under the threshold, stop; every held-out pair degenerate (no accuracy: the model
+    gives every held-out real answer itself), stop; no threshold, or an arm without one, never."""
+    config = method(tmp_path, "method=spin", "method.early_stop_below=0.6")
+    assert early_stop(config, {"heldout/rewards/accuracies": 0.55}) is True
+    assert early_stop(config, {"heldout/rewards/accuracies": 0.65}) is False
+    assert early_stop(config, {"heldout/pairs/degenerate": 50}) is True
+    assert early_stop(method(tmp_path, "method=spin"), {"heldout/rewards/accuracies": 0.0}) is False
+    assert early_stop(method(tmp_path, "method=sft"), {}) is False

@@ -101,4 +101,9 @@ def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
     assert said[0].startswith("dpo (did it learn its objective?): held-out reward accuracy (chance: 0.5) at iteration")
     assert said[0].endswith(", learned.")
     one = learning_table(diagnostics[diagnostics["seed"] == 0])
-    assert set(one["verdict"]) == {"untested"} and "untested" in learning_sentences(one)[0]
+    assert set(one["verdict"]) == {"untested"} and "mean over 1 seed with" in learning_sentences(one)[0]
+    # an arm whose last iteration scored nothing (every held-out pair degenerate) is judged where it last scored
+    stopped = pd.concat([diagnostics, pd.DataFrame([{"study": "s", "method": "spin", "seed": s, "iteration": 2}
+                                                     for s in range(3)])])  # fmt: skip
+    stopped.attrs["axes"] = []
+    assert learning_table(stopped).set_index("variant").loc["spin", "iteration"] == 1
