@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=None, help="write each run's output to <logs>/shared-<name>.log")
     args = parser.parse_args()
-    common = ["method=spin", f"method.iterations={args.iterations}", "study=bench"]
+    # one seed: the default study's seed=0,1,2 would make every command 3 jobs
+    common = ["method=spin", f"method.iterations={args.iterations}", "seed=0", "study=bench"]
 
     def cold(name: str, overrides: list[str]) -> float:
         with tempfile.TemporaryDirectory(prefix="spin-bench-shared-") as root:
