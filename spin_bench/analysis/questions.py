@@ -93,8 +93,7 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
         interval = "" if row.verdict == "untested" else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
         out.append(f"{row.variant} (did it learn its objective?): {objective.text}{objective.unit} at iteration "
                    f"{row.iteration}, mean over {row.n} seed{'s' if row.n != 1 else ''} with {level:.0%} CI: "
-                   f"{row.mean:.3f}{interval}, "
-                   f"{row.verdict}.")  # fmt: skip
+                   f"{row.mean:.3f}{interval}, {row.verdict}.")  # fmt: skip
     return out
 
 
