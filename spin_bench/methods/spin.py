@@ -95,7 +95,7 @@ def informative(heldout: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 def heldout_diagnostics(stages: Stages, checkpoint: str, heldout: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The held-out pairs' CHES under the model the iteration starts from, and how many of them are degenerate
     (left out of the held-out reward accuracy)."""
-    degenerate_pairs = len(heldout) - len(informative(heldout))
+    degenerate_pairs = sum(degenerate(p) for p in heldout)
     return heldout_similarity(stages, checkpoint, heldout) | {"heldout/pairs/degenerate": degenerate_pairs}
 
 
