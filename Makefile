@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup study test test-unit test-integration test-scale test-slow lint format bench bench-shared bench-fresh notebooks
+.PHONY: setup study test test-unit test-integration test-scale test-slow test-gpu lint format bench bench-shared bench-fresh notebooks
 
 setup:
 	@scripts/setup
@@ -35,6 +35,10 @@ test-integration: setup
 test-scale: setup
 	scripts/slurm/up
 	$(BIN)/pytest tests/scale -m "scale and not gpu" $(ARGS)
+
+## The one-GPU tests (tests/integration/test_gpu.py), where CUDA is; 2 GPUs: `pytest -m gpu tests/scale`
+test-gpu: setup
+	$(BIN)/pytest -m gpu tests/integration $(ARGS)
 
 ## The slow tests (every ZeRO preset training)
 test-slow: setup

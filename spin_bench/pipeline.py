@@ -37,6 +37,7 @@ from spin_bench.results import (
     average,
     diagnostics_store,
     git_commit,
+    hardware,
     metric_key,
     results_store,
     set_aside_older_layout,
@@ -88,7 +89,7 @@ def run(config: RunConfig) -> RunResult:
     if main and (aside := set_aside_older_layout(run_dir)):
         log.warning("%s was written by an older layout of spin-bench: its files moved to %s", run_dir, aside)
     info = {"layout": LAYOUT, "versions": versions(), "git_commit": git_commit(CHECKOUT), "axes": config.axes,
-            "processes": ranks.world_size(), "config": config.resolved}  # fmt: skip
+            "processes": ranks.world_size(), "hardware": hardware(), "config": config.resolved}  # fmt: skip
     if main:
         write_run_info(run_dir, info)
     identity = {"study": config.study, "method": config.method.name, "seed": config.seed}

@@ -82,6 +82,14 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def device() -> str:
+    """Where this rank runs inference (generation, evaluation, probes): its own GPU, `cuda:<local rank>`, where
+    CUDA is available, else `cpu`. Training is placed by HF Trainer and DeepSpeed."""
+    import torch  # here, as torch.distributed in `_dist`: importing this module stays cheap
+
+    return f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
+
+
 def describe() -> str:
     return f"rank {rank()} of {world_size()}"
 

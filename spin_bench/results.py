@@ -131,6 +131,15 @@ def versions() -> dict[str, str]:
     return found
 
 
+def hardware() -> str:
+    """What ran the run, as run_info.json records it: the GPUs (`1 x NVIDIA H200`), or the CPU's cores."""
+    import torch  # here: the analysis side reads results without the ML stack
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"cpu, {os.cpu_count()} cores"
+
+
 def git_commit(repo: Path) -> str | None:
     """HEAD of the checkout `repo`, with '-dirty' when the tree has uncommitted changes; None outside one."""
     try:

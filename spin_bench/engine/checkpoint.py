@@ -15,14 +15,18 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def load_checkpoint(
-    path: str | Path, loading: Loading | None = None
+    path: str | Path, loading: Loading | None = None, device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """An HF causal LM and its tokenizer, padded on the left (decoder-only generation)."""
+    """An HF causal LM and its tokenizer, padded on the left (decoder-only generation). The weights are loaded
+    straight onto `device` when one is given (inference: `ranks.device()`), else onto the CPU, where a trainer
+    takes them over (HF Trainer, or DeepSpeed ZeRO-3, which partitions them as they load)."""
     loading = loading or Loading()
     check_checkpoint(path)
     path = Path(path).expanduser() if is_local_path(path) else path
     kwargs = {"trust_remote_code": loading.trust_remote_code, "revision": loading.revision}
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[loading.dtype], use_safetensors=True, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=DTYPES[loading.dtype], use_safetensors=True, device_map=device, **kwargs
+    )
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     if tokenizer.pad_token is None:  # many hub tokenizers (Llama, Mistral) ship without one
         tokenizer.pad_token = tokenizer.eos_token

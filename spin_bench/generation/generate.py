@@ -64,7 +64,7 @@ def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, l
     """The answers to `prompts`, in their order. The prompts are sorted by length and cut into batches; in a run
     of N ranks, rank r answers batches r, r + N, ... and the answers are gathered on every rank. Each batch is the
     same whatever N is, and sampling is seeded per batch, so the answers do not depend on the process count."""
-    model, tokenizer = load_checkpoint(checkpoint, loading)
+    model, tokenizer = load_checkpoint(checkpoint, loading, ranks.device())
     model.eval()
     texts = [format_prompt(tokenizer, p, config.prompt_format) for p in prompts]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -79,6 +79,7 @@ def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, l
     for number, index in tqdm(mine, desc="generate", unit="batch", disable=not config.progress_bar):
         torch.manual_seed(config.seed + number)
         batch = tokenizer.pad({"input_ids": [encoded[i] for i in index]}, return_tensors="pt")  # left padding
+        batch = batch.to(model.device)
         with torch.no_grad():
             tokens = model.generate(**batch, **decoding)
         replies = tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -76,3 +76,12 @@ def test_the_signal_is_handed_to_its_previous_owner(handlers):
     with pytest.raises(SystemExit) as exit_:
         preemption.hand_over(signal.SIGUSR2)
     assert received == [signal.SIGUSR2] and exit_.value.code == 128 + signal.SIGUSR2
+
+
+def test_each_rank_runs_inference_on_its_own_gpu_where_cuda_is_available(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert ranks.device() == "cpu"  # this machine: no CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ranks.device() == "cuda:1"

@@ -1,8 +1,9 @@
 """The results contract: stores that upsert instead of duplicating, the one `average` over the suite's headline
-metrics, a run's final score, and the results of the first layout (before this one) still loading."""
+metrics, a run's final score, and the results of the first layout (before this one) still loading; what ran a run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from spin_bench.analysis.load import load_results
 from spin_bench.analysis.report import results_table
 from spin_bench.analysis.stats import score_table
-from spin_bench.results import RESULT_KEYS, average, final_score, results_store
+from spin_bench.results import RESULT_KEYS, average, final_score, hardware, results_store
 
 LAYOUT1 = Path(__file__).resolve().parents[1] / "data" / "layout1"
 HEADLINE = ["t/acc,none", "u/exact_match,strict-match"]
@@ -70,3 +71,13 @@ def test_results_of_the_first_layout_load_and_print_the_table_that_layout_printe
     assert [line.rstrip() for line in printed.splitlines()] == [
         line.rstrip() for line in (LAYOUT1 / "table.txt").read_text().splitlines()
     ]
+
+
+def test_run_info_names_the_hardware_that_ran_the_run(monkeypatch):
+    import torch
+
+    assert hardware() == f"cpu, {os.cpu_count()} cores"  # this machine: no CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
+    assert hardware() == "2 x NVIDIA H200"
