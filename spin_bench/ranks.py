@@ -83,11 +83,12 @@ def is_main() -> bool:
 
 
 def device() -> str:
-    """Where this rank runs inference (generation, evaluation, probes): its own GPU, `cuda:<local rank>`, where
-    CUDA is available, else `cpu`. Training is placed by HF Trainer and DeepSpeed."""
+    """Where this rank runs inference (generation; on rank 0 also evaluation and probes): where CUDA is
+    available the GPU `init` gives it, the local rank modulo the GPUs it sees (each rank's own GPU, or the one
+    GPU SLURM binds to each task), else `cpu`. Training is placed by HF Trainer and DeepSpeed."""
     import torch  # here, as torch.distributed in `_dist`: importing this module stays cheap
 
-    return f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{local_rank() % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
 
 
 def describe() -> str:
@@ -108,7 +109,7 @@ def init(timeout_s: float) -> None:
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
-            torch.cuda.set_device(local_rank() % torch.cuda.device_count())
+            torch.cuda.set_device(device())
         timeout = datetime.timedelta(seconds=timeout_s)
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
         _state["group"] = dist.new_group(backend="gloo", timeout=timeout) if cuda else None

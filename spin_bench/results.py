@@ -132,12 +132,13 @@ def versions() -> dict[str, str]:
 
 
 def hardware() -> str:
-    """What ran the run, as run_info.json records it: the GPUs (`1 x NVIDIA H200`), or the CPU's cores."""
+    """What rank 0 ran on, as run_info.json records it: the GPUs it sees (`1 x NVIDIA H200`), or the CPU cores
+    it may use (`processes` says how many ranks there were)."""
     import torch  # here: the analysis side reads results without the ML stack
 
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    return f"cpu, {os.cpu_count()} cores"
+    return f"cpu, {len(os.sched_getaffinity(0))} cores"
 
 
 def git_commit(repo: Path) -> str | None:

@@ -19,7 +19,7 @@ def load_checkpoint(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """An HF causal LM and its tokenizer, padded on the left (decoder-only generation). The weights are loaded
     straight onto `device` when one is given (inference: `ranks.device()`), else onto the CPU, where a trainer
-    takes them over (HF Trainer, or DeepSpeed ZeRO-3, which partitions them as they load)."""
+    takes them over (HF Trainer places them; DeepSpeed ZeRO-3 partitions them when its engine starts)."""
     loading = loading or Loading()
     check_checkpoint(path)
     path = Path(path).expanduser() if is_local_path(path) else path

@@ -9,6 +9,7 @@ once.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,6 +97,10 @@ def vllm_generate(checkpoint: str, prompts: list[str], config: GenerationConfig,
         raise ImportError(
             "generation.backend=vllm needs vLLM, which runs on GPUs only: pip install '.[vllm]', or use generation=hf"
         ) from err
+    # vLLM sizes its KV cache by the GPU memory free when it starts: first hand back what torch still caches from
+    # the models this process used before (the last iteration's evaluation and probes on rank 0)
+    gc.collect()
+    torch.cuda.empty_cache()
     llm = LLM(
         model=checkpoint,
         dtype=loading.dtype,

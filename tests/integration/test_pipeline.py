@@ -15,6 +15,8 @@ from transformers import AutoModelForCausalLM
 
 import spin_bench.pipeline as pipeline
 from spin_bench.analysis.load import load_results, tidy, wandb_rows
+from spin_bench.data.world import build_world
+from spin_bench.evaluation.harness import run_lm_eval, task_dir
 from spin_bench.results import RESULT_KEYS
 from spin_bench.stages import read_json, read_jsonl
 from tests.conftest import subprocess_env
@@ -146,6 +148,17 @@ def test_the_lm_eval_cli_reproduces_the_harness(smoke, tmp_path):
     cli = json.loads(result_file.read_text())["results"]
     for r in last:
         assert cli[r["task"]][r["metric"]] == pytest.approx(r["value"], abs=1e-9), (r["task"], r["metric"])
+
+
+def test_the_embedded_suite_scores_with_few_shot_examples(smoke):
+    """Each embedded task with 2 examples before the question (lm-eval asks for string targets in them)."""
+    shots = ("evaluation.tasks.arith_gen=2", "evaluation.tasks.arith_gen_hard=2", "evaluation.tasks.arith_mc=2")
+    config = smoke.config(*shots)
+    world = build_world(config.data, config.paths.cache_dir)
+    tasks = task_dir(config.evaluation, world, config.paths.cache_dir)
+    rows = run_lm_eval(smoke.rows()[0]["checkpoint"], config.evaluation, tasks, config.model.loading)
+    scored = {f"{r['task']}/{r['metric']}": r["value"] for r in rows}
+    assert set(config.evaluation.headline) <= scored.keys() and all(0 <= v <= 1 for v in scored.values())
 
 
 def test_the_paper_suites_tasks_exist_in_lm_eval(smoke):

@@ -81,7 +81,11 @@ def test_the_signal_is_handed_to_its_previous_owner(handlers):
 def test_each_rank_runs_inference_on_its_own_gpu_where_cuda_is_available(monkeypatch):
     import torch
 
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    assert ranks.device() == "cpu"  # this machine: no CUDA
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ranks.device() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert ranks.device() == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert ranks.device() == "cuda:3"  # each rank its own GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert ranks.device() == "cuda:0"  # the one GPU SLURM binds to each task (gpus_per_task=1)

@@ -76,7 +76,8 @@ def test_results_of_the_first_layout_load_and_print_the_table_that_layout_printe
 def test_run_info_names_the_hardware_that_ran_the_run(monkeypatch):
     import torch
 
-    assert hardware() == f"cpu, {os.cpu_count()} cores"  # this machine: no CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware() == f"cpu, {len(os.sched_getaffinity(0))} cores"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
