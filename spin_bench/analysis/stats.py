@@ -100,9 +100,15 @@ def best_by_method(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
     averages = table.xs("average", level="column").reset_index()
     rows = []
     for method, runs in averages.groupby("method"):
-        best = runs.sort_values(axis).loc[lambda r: r["mean"] == r["mean"].max()].iloc[0]
+        best = runs.sort_values(axis, key=_numbers_first).loc[lambda r: r["mean"] == r["mean"].max()].iloc[0]
         rows.append({"method": method, axis: best[axis], "mean": best["mean"], "n": int(best["n"])})
     return pd.DataFrame(rows, columns=["method", axis, "mean", "n"])
+
+
+def _numbers_first(values: pd.Series) -> pd.Series:
+    """Sort keys for an axis whose values mix numbers and words (`history`: 1, 2 and `null`): numbers by value,
+    then words by name."""
+    return values.map(lambda v: (1, v) if isinstance(v, str) else (0, v))
 
 
 def paired_test(

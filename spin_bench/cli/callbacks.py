@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from omegaconf import DictConfig
 
 from spin_bench import ranks
 from spin_bench.paths import configure_environment
+
+log = logging.getLogger(__name__)
 
 
 class StudyReport(Callback):
@@ -31,6 +34,14 @@ class StudyReport(Callback):
         from spin_bench.analysis.report import write_report
 
         study_dir = Path(config.paths.study_dir)
-        summary = write_report(study_dir)
+        try:
+            summary = write_report(study_dir)
+        except Exception:  # Hydra turns it into a warning, easy to miss at the end of a long log
+            log.exception(
+                "the runs of %s are complete, but its report failed; `spin-bench-report %s` retries",
+                config.study,
+                study_dir,
+            )
+            raise
         print(f"\n=== study {config.study}: scores in % (iteration 0 = the base model) ===\n{summary}")
         print(f"\ntable: {study_dir / 'report.md'}\nplot: {study_dir / 'scores.png'}")

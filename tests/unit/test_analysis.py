@@ -36,9 +36,10 @@ from spin_bench.analysis import (
 )
 from spin_bench.analysis.load import tidy, with_axes
 from spin_bench.analysis.plots import DIAGNOSTIC_PANELS
+from spin_bench.analysis.report import render
 from spin_bench.analysis.stats import variant_label
 from spin_bench.results import metric_key
-from tests.synthetic import EXTRA, HEADLINE, write_sweep
+from tests.synthetic import EXTRA, HEADLINE, write_run, write_sweep
 
 IDENTITY = ["study", "method", "seed", "iteration", "task", "metric"]
 
@@ -323,3 +324,17 @@ def test_the_tuning_rule_takes_each_methods_best_mean_and_the_smaller_value_on_a
     tied = beta.copy()
     tied["score"] = 50.0  # every run scores the same: the smaller beta wins
     assert best_by_method(tied, "beta")["beta"].tolist() == [0.05]
+
+
+def test_an_axis_of_numbers_and_null_is_reported_and_tuned_like_any_other(tmp_path):
+    """`method.history` 1, 2, null (all iterations): the report renders, and a tie goes to the smallest number."""
+    study = tmp_path / "runs" / "history"
+    for seed in (0, 1):
+        for history in (None, 2, 1):
+            write_run(study, "spin", seed, {"method.history": history})
+    history = load_results(study)
+    assert set(ablation_table(history, "history").index.get_level_values("history")) == {1, 2, "null"}
+    history["score"] = 50.0
+    assert best_by_method(history, "history")["history"].tolist() == [1]
+    _, files = render([study])
+    assert "## Ablation: history" in files["report.md"].decode() and "ablation_history.png" in files

@@ -96,6 +96,20 @@ def test_study_report_callback_writes_into_the_study_and_prints_the_table(small_
     assert (study / "scores.png").read_bytes().startswith(PNG)
 
 
+def test_a_failing_study_report_says_so_and_how_to_retry(small_sweep, tmp_path, monkeypatch, caplog):
+    import spin_bench.analysis.report as report
+
+    def broken(study_dir):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    config = OmegaConf.create({"study": "methods", "paths": {"study_dir": str(small_sweep / "methods"),
+                                                             "cache_dir": str(tmp_path / ".cache")}})  # fmt: skip
+    with pytest.raises(TypeError, match="a bug"):
+        StudyReport.report(config)
+    assert f"spin-bench-report {small_sweep / 'methods'}" in caplog.text and "report failed" in caplog.text
+
+
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for bad, message in [(tmp_path / "nope", "no such directory"), (tmp_path / "empty", "holds no results.jsonl")]:
