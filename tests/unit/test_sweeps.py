@@ -70,3 +70,29 @@ def test_wandb_sweeps_drive_the_hydra_app_with_valid_overrides(tmp_path, monkeyp
         assert [OmegaConf.select(resolved, k) for k, _ in combination] == pytest.approx([v for _, v in combination])
         run_dirs.add(job.paths.run_dir)
     assert len(run_dirs) == len(list(itertools.product(*grid)))
+
+
+def test_the_default_launcher_starts_each_base_model_first_and_answers_in_the_sweepers_order(monkeypatch):
+    from hydra_plugins.hydra_joblib_launcher import _core
+
+    from hydra_plugins.spin_bench_launcher.local_launcher import LocalLauncher
+    from spin_bench.cli.launcher import busy_order
+
+    jobs = [[f"method={m}", f"seed={s}"] for m in ("spin", "sft", "dpo", "epochs") for s in (0, 1, 2)]
+    order = busy_order(jobs)
+    assert sorted(order) == list(range(12))
+    assert [" ".join(jobs[i]) for i in order][:7] == ["method=spin seed=0", "method=spin seed=1", "method=spin seed=2",
+                                                      "method=sft seed=0", "method=dpo seed=0", "method=epochs seed=0",
+                                                      "method=sft seed=1"]  # fmt: skip
+    # method knobs share a base model; another model or world is another one
+    assert busy_order([["method.beta=0.1", "seed=0"], ["method.beta=0.5", "seed=0"], ["model=tiny_l", "seed=0"],
+                       ["+data.seed=3", "seed=0"]]) == [0, 2, 3, 1]  # fmt: skip
+    launched: list[list[str]] = []
+
+    def launch(launcher, job_overrides, initial_job_idx):
+        launched.extend(job_overrides)
+        return [" ".join(o) for o in job_overrides]
+
+    monkeypatch.setattr(_core, "launch", launch)
+    assert LocalLauncher().launch(jobs, 0) == [" ".join(o) for o in jobs]  # the sweeper's order
+    assert launched == [jobs[i] for i in order]
