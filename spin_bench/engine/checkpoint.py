@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from spin_bench import ranks
 from spin_bench.engine.config import Loading, check_checkpoint
 from spin_bench.paths import is_local_path
 
@@ -18,7 +19,7 @@ def load_checkpoint(
     path: str | Path, loading: Loading | None = None, device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """An HF causal LM and its tokenizer, padded on the left (decoder-only generation). The weights are loaded
-    straight onto `device` when one is given (inference: `ranks.device()`), else onto the CPU, where a trainer
+    straight onto `device` when one is given (`load_for_inference`), else onto the CPU, where a trainer
     takes them over (HF Trainer places them; DeepSpeed ZeRO-3 partitions them when its engine starts)."""
     loading = loading or Loading()
     check_checkpoint(path)
@@ -32,3 +33,10 @@ def load_checkpoint(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def load_for_inference(path: str | Path, loading: Loading) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_checkpoint` for generation, evaluation and probes: on this rank's device (its GPU where CUDA is,
+    `ranks.device`), in eval mode."""
+    model, tokenizer = load_checkpoint(path, loading, ranks.device())
+    return model.eval(), tokenizer

@@ -18,9 +18,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from spin_bench import ranks
 from spin_bench.data.world import World
-from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.checkpoint import load_for_inference
 from spin_bench.engine.config import Loading
 from spin_bench.evaluation.config import TASKS, EvaluationConfig
 from spin_bench.results import MetricRow
@@ -69,8 +68,7 @@ def run_lm_eval(checkpoint: str, config: EvaluationConfig, tasks: Path | None, l
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    model, tokenizer = load_checkpoint(checkpoint, loading, ranks.device())
-    model.eval()
+    model, tokenizer = load_for_inference(checkpoint, loading)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
     task_manager = task_manager_for(str(tasks) if tasks else None)
     results: dict[str, dict[str, Any]] = {}

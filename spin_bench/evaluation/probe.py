@@ -23,8 +23,7 @@ from typing import Any
 
 import torch
 
-from spin_bench import ranks
-from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.checkpoint import load_for_inference
 from spin_bench.engine.config import Loading
 from spin_bench.stages import atomic_write_json, checkpoint_fingerprint, content_hash, read_json, run_stage
 
@@ -39,7 +38,7 @@ def answer_probe(checkpoint: str, rows: Sequence[Mapping[str, str]], loading: Lo
     the true token; NaN without a "#### " line)."""
 
     def build(work: Path) -> None:
-        model, tokenizer = load_checkpoint(checkpoint, loading, ranks.device())
+        model, tokenizer = load_for_inference(checkpoint, loading)
         per_row: list[dict[str, float]] = []
         for start in range(0, len(rows), BATCH):
             for item in _forward(model, tokenizer, rows[start : start + BATCH]):
@@ -79,7 +78,7 @@ def pair_similarity(checkpoint: str, pairs: Sequence[Mapping[str, str]], loading
     `checkpoint` (the model the iteration starts from)."""
 
     def build(work: Path) -> None:
-        model, tokenizer = load_checkpoint(checkpoint, loading, ranks.device())
+        model, tokenizer = load_for_inference(checkpoint, loading)
         ches, normalised = [], []
         for start in range(0, len(pairs), BATCH):
             batch = pairs[start : start + BATCH]

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from spin_bench import ranks
 from spin_bench.data.rows import PromptRow
-from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.checkpoint import load_for_inference
 from spin_bench.engine.config import Loading
 from spin_bench.generation.config import GenerationConfig, GenerationRow
 from spin_bench.stages import checkpoint_fingerprint, content_hash, read_jsonl, run_stage, write_jsonl
@@ -65,8 +65,7 @@ def hf_generate(checkpoint: str, prompts: list[str], config: GenerationConfig, l
     """The answers to `prompts`, in their order. The prompts are sorted by length and cut into batches; in a run
     of N ranks, rank r answers batches r, r + N, ... and the answers are gathered on every rank. Each batch is the
     same whatever N is, and sampling is seeded per batch, so the answers do not depend on the process count."""
-    model, tokenizer = load_checkpoint(checkpoint, loading, ranks.device())
-    model.eval()
+    model, tokenizer = load_for_inference(checkpoint, loading)
     texts = [format_prompt(tokenizer, p, config.prompt_format) for p in prompts]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # length buckets: little padding per batch

@@ -18,7 +18,7 @@ import torch
 
 from spin_bench import ranks
 from spin_bench.data.world import build_world
-from spin_bench.engine.checkpoint import load_checkpoint
+from spin_bench.engine.checkpoint import load_for_inference
 from spin_bench.evaluation.harness import run_lm_eval, task_dir
 from spin_bench.evaluation.probe import answer_probe
 from spin_bench.generation.generate import hf_generate
@@ -61,7 +61,7 @@ def test_inference_runs_on_the_gpu_and_answers_and_scores_as_the_cpu_does(gpu_st
     config = make_config(root, "experiment=smoke")
     checkpoint = rows(root, "spin")[-1]["checkpoint"]  # the last iterate, trained on the GPU
     world = build_world(config.data, config.paths.cache_dir)
-    model, _ = load_checkpoint(checkpoint, config.model.loading, ranks.device())
+    model, _ = load_for_inference(checkpoint, config.model.loading)
     assert ranks.device() == "cuda:0" and {p.device.type for p in model.parameters()} == {"cuda"}
     del model
     used: dict[str, list[int]] = {}
