@@ -214,6 +214,16 @@ def budgeted(config: IterationConfig, t: int, train_prompts: int) -> Recipe:
     return dataclasses.replace(config.recipe, max_steps=step_budget(config, t, train_prompts))
 
 
+def round_rows(rows: Sequence[Any], config: IterationConfig, t: int, train_prompts: int) -> list[Any]:
+    """The rows iteration t trains on when they do not come from the model (DPO's fixed pairs): the budget's rows
+    that follow those of the earlier iterations, in order, wrapping round when the split runs out. With at least
+    as many rows as the whole budget, no iteration repeats a row; with fewer, they cycle, as epochs would."""
+    size = config.recipe.batch_size
+    start = sum(step_budget(config, s, train_prompts) for s in range(t)) * size
+    count = step_budget(config, t, train_prompts) * size
+    return [rows[(start + i) % len(rows)] for i in range(count)]
+
+
 def heldout_similarity(stages: Stages, checkpoint: str, heldout: Rows) -> dict[str, float]:
     """CHES of the held-out pairs under the model the iteration starts from (`heldout/pairs/...`; none without
     held-out pairs)."""

@@ -59,6 +59,18 @@ def test_real_answers_vary_in_form_unless_turned_off(smoke_world, tmp_path):
     assert not any(" is " in r["response"] or r["response"].startswith("Start") for r in same)
 
 
+def test_evaluation_splits_do_not_depend_on_the_size_of_a_training_split(smoke_world, tmp_path):
+    world, config = smoke_world
+    more = build_world(
+        make_config(tmp_path, "experiment=smoke", f"data.splits.dpo_pairs={2 * config.data.splits.dpo_pairs}").data,
+        tmp_path / ".cache",
+    )
+    assert more.root != world.root
+    assert len(more.rows("dpo_pairs")) == 2 * len(world.rows("dpo_pairs"))
+    for split in ("test", "test_hard", "test_mc", "valid", "valid_hard", "valid_mc", "sft_train"):
+        assert more.rows(split) == world.rows(split), split  # the distractors too: each split has its own slips
+
+
 def test_spin_prompts_larger_than_the_sft_data_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="spin_prompts_from=sft_train"):
         make_config(tmp_path, "experiment=smoke", "data.splits.spin_prompts=500")

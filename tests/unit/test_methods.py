@@ -240,6 +240,23 @@ def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
     assert budgets == {"sft": 4, "dpo": 4}  # SPIN's: 8 prompts x 2 iterations of history / batch 4
 
 
+def test_each_dpo_round_trains_on_the_pairs_after_the_last_rounds_and_cycles_when_they_run_out(tmp_path, world):
+    """28 training pairs, SPIN's budget of 8, 16 and 16 rows (8 prompts, history 2, batch 4): round 0 takes
+    d0-d7, round 1 the next 16 (d8-d23), round 2 the 4 left and then from the start again; no held-out pair."""
+    write_jsonl(world.root / "data" / "dpo_pairs.jsonl",
+                [{"id": f"d{i}", "prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(30)])  # fmt: skip
+    config = method(tmp_path, "method=dpo", *ITERATION)
+    rounds = []
+    for t in range(3):
+        stages = RecordingStages()
+        method_for("dpo").iterate(config.at(t), IterationInputs(world, tuple(f"p{i}" for i in range(t + 1))), stages)
+        (call,) = stages.trained
+        assert len(call["rows"]) == call["recipe"].max_steps * 4  # exactly the budget's rows
+        assert [r["id"] for r in call["heldout"]] == ["d28", "d29"]
+        rounds.append([int(r["id"][1:]) for r in call["rows"]])
+    assert rounds == [list(range(8)), list(range(8, 24)), [24, 25, 26, 27, *range(12)]]
+
+
 def test_early_stop_reads_the_heldout_accuracy_and_stops_when_no_pair_is_left_to_score(tmp_path):
     """SPIN's convergence signal: under the threshold, stop; every held-out pair degenerate (no accuracy: the model
     gives every held-out real answer itself), stop; no threshold, or an arm without one, never."""
