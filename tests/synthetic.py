@@ -31,6 +31,11 @@ def write_run(study_dir: Path, method: str, seed: int, axes: dict[str, Any], ite
             task, metric = key.split("/")
             rows.append({**identity, "iteration": t, "task": task, "metric": metric, "value": round(rng.random(), 3),
                          "stderr": 0.02, "checkpoint": f"/ckpt/{run_dir.name}/{t}"})  # fmt: skip
+        if not t:  # the base stage's record: one curve per seed, whatever the method
+            curve = [2.0 - 0.1 * seed, 1.0, 0.99, 0.985]
+            base = {"base/epochs": 4, "base/heldout_curve": curve, "base/heldout_loss": curve[-1],
+                    "base/recent_gain": 0.015, "base/plateaued": True}  # fmt: skip
+            diagnostics.append({**identity, "iteration": 0, **base})
         if t:
             diagnosed = {"train/loss": rng.random(), "train/steps": 3, "generated_chars": 50 + t, "real_chars": 60}
             if method != "sft":

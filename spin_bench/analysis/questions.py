@@ -25,7 +25,15 @@ from typing import Any
 
 import pandas as pd
 
-from spin_bench.analysis.stats import ablation_axes, mean_ci, score_table, ttest_paired, variant_keys, variant_label
+from spin_bench.analysis.stats import (
+    BASE_COLUMNS,
+    ablation_axes,
+    mean_ci,
+    score_table,
+    ttest_paired,
+    variant_keys,
+    variant_label,
+)
 
 COLUMNS = ["question", "treatment", "baseline", "iteration", "n", "mean_difference", "ci_low", "ci_high", "t", "p",
            "verdict"]  # fmt: skip
@@ -95,6 +103,22 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
                    f"{row.iteration}, mean over {row.n} seed{'s' if row.n != 1 else ''} with {level:.0%} CI: "
                    f"{row.mean:.3f}{interval}, {row.verdict}.")  # fmt: skip
     return out
+
+
+def base_sentence(bases: pd.DataFrame) -> str:
+    """Whether the base models finished their SFT, and how far their held-out SFT loss fell (`base_table`)."""
+    said = []
+    for row in bases.to_dict("records"):
+        axes = [f"{k}={v}" for k, v in row.items() if k not in (*BASE_COLUMNS, "study") and not pd.isna(v)]
+        gain = "" if pd.isna(row["recent_gain"]) else f", the last epochs gaining {row['recent_gain']:.4f}"
+        who = " ".join([*axes, f"seed {row['seed']}"])
+        said.append(f"{who} {row['heldout_loss_first']:.3f} -> {row['heldout_loss_last']:.3f} in {row['epochs']} "
+                    f"epochs{gain}")  # fmt: skip
+    return (
+        f"base models (did each finish its SFT?): {int(bases['plateaued'].sum())} of {len(bases)} met the "
+        "plateau criterion (model.plateau); held-out SFT loss in nats per token, after the first epoch -> the "
+        f"last: {'; '.join(said)}."
+    )
 
 
 def answer_table(frame: pd.DataFrame, treatment: str = "spin", level: float = 0.95) -> pd.DataFrame:

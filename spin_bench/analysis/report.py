@@ -21,11 +21,12 @@ import pandas as pd
 
 from spin_bench.analysis.load import load_diagnostics, load_results, tidy
 from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes
-from spin_bench.analysis.questions import answer_table, learning_sentences, learning_table, sentences
+from spin_bench.analysis.questions import answer_table, base_sentence, learning_sentences, learning_table, sentences
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
     against_base,
+    base_table,
     best_by_method,
     confidence_intervals,
     format_intervals,
@@ -45,6 +46,15 @@ QUESTIONS = (
     "Paired t-tests over seeds of the `average` score (a seed fixes the base model both sides start from); "
     "`mean_difference` = SPIN - baseline in points, with its 95% CI. A CI that spans zero means no difference was "
     "detected, not that there is none: its ends bound what this study could have missed."
+)
+BASES = (
+    "Each base model the runs start from (one per seed, shared by that seed's arms): its SFT from scratch on the "
+    "world's SFT data, scored after every epoch on held-out solutions (the `valid` split), stops when that loss "
+    "plateaus (`model.plateau`, HF's EarlyStoppingCallback rule). `heldout_loss_first` and `heldout_loss_last`: "
+    "that loss (nats per token) after the first and the last epoch; `recent_gain`: what the last `patience` "
+    "epochs gained on the best before them; `plateaued`: whether it met the criterion (false: the epoch cap "
+    "stopped it first). The fall from first to last is the SFT objective learned, on the same code path that "
+    "the SFT arm continues."
 )
 LEARNING = (
     "Did each arm learn its own objective? At its last iteration, mean and 95% CI across seeds of its held-out "
@@ -125,6 +135,11 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
                                                      ("text", rule), ("table", best)]))  # fmt: skip
         printed.append(f"highest mean final-iteration average per method, by {axis}\n{best}")
     if diagnostics is not None:
+        bases = base_table(diagnostics)
+        if len(bases):
+            table = _text(bases.set_index(list(bases.columns[: bases.columns.get_loc("seed") + 1])))
+            sections.append(("##", "The base models", [("text", BASES), ("table", table)]))
+            printed.append(base_sentence(bases))
         figures["diagnostics.png"] = plot_diagnostics(diagnostics)
         learning = learning_table(diagnostics)
         items: list[tuple[str, str]] = []

@@ -219,3 +219,31 @@ def objective_table(
     )
     long["column"] = long["column"].str.replace("/", " ", n=1)
     return mean_ci(long, [*by, "column"], "value", level)
+
+
+BASE_COLUMNS = ["seed", "epochs", "heldout_loss_first", "heldout_loss_last", "recent_gain", "plateaued", "runs"]
+
+
+def base_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """One row per base model the runs started from (iteration 0's `base/` keys; runs of one seed and study share
+    theirs): its seed, the ablation axes' values where every run that shares it has the same one (a model size;
+    not a learning rate, which only the arms see), the epochs its SFT took, its held-out SFT loss (nats per token)
+    after the first and the last epoch, what the last `patience` epochs gained on the best before them, whether
+    it met its plateau criterion, and how many runs start from it. Empty without `base/` keys (a given
+    checkpoint, or runs made before they were logged)."""
+    if "base/heldout_curve" not in diagnostics:
+        return pd.DataFrame(columns=BASE_COLUMNS)
+    base = diagnostics[(diagnostics["iteration"] == 0) & diagnostics["base/heldout_curve"].notna()]
+    by = [k for k in variant_keys(diagnostics) if k != "method"]
+    rows = []
+    for (study, seed, curve), runs in base.groupby(
+        [base["study"], base["seed"], base["base/heldout_curve"].map(tuple)], sort=True
+    ):
+        shared = {k: runs[k].iloc[0] for k in by if k != "study" and runs[k].nunique(dropna=False) == 1}
+        rows.append({"study": study, **shared, "seed": seed, "epochs": len(curve), "heldout_loss_first": curve[0],
+                     "heldout_loss_last": curve[-1], "recent_gain": runs["base/recent_gain"].iloc[0],
+                     "plateaued": bool(runs["base/plateaued"].iloc[0]), "runs": len(runs)})  # fmt: skip
+    keys = ["study"] if "study" in by else []
+    axes = [k for k in by if k != "study" and any(k in r for r in rows)]
+    table = pd.DataFrame(rows, columns=[*keys, *axes, *BASE_COLUMNS])
+    return table.sort_values([*keys, *axes, "seed"], key=_numbers_first, ignore_index=True)

@@ -8,8 +8,15 @@ import pytest
 from scipy import stats
 
 from spin_bench.analysis.load import tidy
-from spin_bench.analysis.questions import answer_table, learning_sentences, learning_table, sentences, verdict
-from spin_bench.analysis.stats import objective_table
+from spin_bench.analysis.questions import (
+    answer_table,
+    base_sentence,
+    learning_sentences,
+    learning_table,
+    sentences,
+    verdict,
+)
+from spin_bench.analysis.stats import BASE_COLUMNS, base_table, objective_table
 
 HEADLINE = "arith_gen/exact_match,strict-match"
 
@@ -107,3 +114,30 @@ def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
                                                      for s in range(3)])])  # fmt: skip
     stopped.attrs["axes"] = []
     assert learning_table(stopped).set_index("variant").loc["spin", "iteration"] == 1
+
+
+def test_each_base_model_is_listed_once_with_its_plateau():
+    """Two arms per seed share a base model; a size axis gives each size its own; a learning-rate axis, which only
+    the arms see, is not shown as the base model's."""
+    curves = {("tiny", 0): [2.0, 1.0, 0.995, 0.993], ("tiny", 1): [2.1, 1.1, 1.0], ("tiny_l", 0): [1.9, 0.8, 0.7]}
+    rows = [
+        {"study": "s", "method": method, "seed": seed, "iteration": 0, "model": model, "learning_rate": rate,
+         "base/heldout_curve": curve, "base/recent_gain": round(min(curve[:-2]) - min(curve[-2:]), 6),
+         "base/plateaued": model == "tiny" and seed == 0}
+        for (model, seed), curve in curves.items() for method, rate in (("spin", 1e-5), ("sft", 3e-6))
+    ]  # fmt: skip
+    rows.append({"study": "s", "method": "spin", "seed": 0, "iteration": 1, "model": "tiny", "learning_rate": 1e-5})
+    diagnostics = pd.DataFrame(rows)
+    diagnostics.attrs["axes"] = ["model", "learning_rate"]
+    table = base_table(diagnostics)
+    assert list(table.columns) == ["model", *BASE_COLUMNS]
+    assert table[["model", "seed", "epochs", "plateaued", "runs"]].values.tolist() == [
+        ["tiny", 0, 4, True, 2], ["tiny", 1, 3, False, 2], ["tiny_l", 0, 3, False, 2]
+    ]  # fmt: skip
+    assert table["heldout_loss_first"].tolist() == [2.0, 2.1, 1.9]
+    assert table["heldout_loss_last"].tolist() == [0.993, 1.0, 0.7]
+    said = base_sentence(table)
+    assert said.startswith("base models (did each finish its SFT?): 1 of 3 met the plateau criterion")
+    assert "model=tiny seed 0 2.000 -> 0.993 in 4 epochs, the last epochs gaining 0.0070" in said
+    no_base = diagnostics.drop(columns=[c for c in diagnostics if c.startswith("base/")])
+    assert base_table(no_base).empty
