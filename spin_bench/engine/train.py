@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import shutil
@@ -259,7 +260,10 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
         loss_weights=[1.0, loss.nll_weight] if loss.nll_weight else None,
         max_length=recipe.max_length,
         precompute_ref_log_probs=True,
-        per_device_eval_batch_size=engine.micro_batch(recipe, ranks.world_size()),
+        # the held-out pairs in one batch per process: TRL logs the mean of its per-batch means, which with batches
+        # of 32 and 18 pairs would weigh each of the 18 almost twice; one batch makes it the share over the pairs
+        # (exact on one process; on P, accelerate repeats up to P - 1 pairs to even out the processes' batches)
+        per_device_eval_batch_size=math.ceil(len(heldout) / ranks.world_size()) if heldout is not None else 1,
         dataset_num_proc=1,
     )
     kwargs: dict[str, Any] = dict(model=model, ref_model=None, args=args, train_dataset=pairs, eval_dataset=heldout,
@@ -418,6 +422,8 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "engine": engine.spec(),
         "seed": seed,
     }  # fmt: skip
+    if loss is not None:  # held-out pairs scored in one batch (`preference`): stages scored per batch redo
+        inputs["heldout_scoring"] = "one batch"
 
     def build(work: Path) -> None:
         log.info("training %s from %s: %d rows, %s steps", label, start, len(rows), recipe.max_steps)

@@ -184,6 +184,32 @@ def test_heldout_pairs_are_scored_after_training(setup, tmp_path):
     assert held["rewards/chosen"] != 0.0  # the trained policy moved away from the reference on unseen pairs
 
 
+def test_heldout_metrics_are_the_share_and_mean_over_every_pair(setup, tmp_path):
+    """11 held-out pairs with training batches of 8: scored in batches of 8 and 3, TRL's mean of batch means would
+    weigh each of the 3 almost three times as much as each of the 8. The accuracy is a share of the 11 pairs and
+    the margin their mean, as an independent forward pass of the starting and trained models computes them."""
+    config, checkpoint, _ = setup
+    pairs = build_world(config.data, config.paths.cache_dir).rows("dpo_pairs")
+    trained_rows, held_rows = pairs[:8], pairs[8:19]
+    engine = dataclasses.replace(config.engine, logging_steps=1)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model, start = (AutoModelForCausalLM.from_pretrained(checkpoint) for _ in range(2))
+    recipe = dataclasses.replace(STEP, max_steps=2, learning_rate=1e-2)
+    stats = preference(model, tokenizer, rows(trained_rows), engine, recipe, SIGMOID, tmp_path, 0,
+                       heldout=rows(held_rows))  # fmt: skip
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+
+    def logratio(pair, side):
+        return (response_logp(trained, tokenizer, pair["prompt"], pair[side])
+                - response_logp(start, tokenizer, pair["prompt"], pair[side]))  # fmt: skip
+
+    margins = [logratio(p, "chosen") - logratio(p, "rejected") for p in held_rows]
+    assert min(abs(m) for m in margins) > 1e-3  # no pair so close to a tie that float order could flip it
+    held = stats["heldout"]
+    assert held["rewards/accuracies"] == pytest.approx(sum(m > 0 for m in margins) / len(margins), abs=1e-6)
+    assert held["rewards/margins"] == pytest.approx(SIGMOID.beta * sum(margins) / len(margins), abs=1e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["zero0", "zero1", "zero2", "zero3", "zero3_offload"])
 def test_every_zero_preset_trains(smoke, tmp_path, preset):
