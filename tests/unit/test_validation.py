@@ -117,8 +117,8 @@ BAD = [
         ["method=spin", "method.history=0"], ["method.history=0", "greater than or equal to 1"], id="zero history"
     ),
     pytest.param(
-        ["method=spin", "method.heldout=400"],
-        ["method.heldout=400 leaves no training rows in spin_prompts (400 rows)"],
+        ["method=spin", "method.heldout=750"],
+        ["method.heldout=750 leaves no training rows in spin_prompts (750 rows)"],
         id="held-out rows leave nothing to train on",
     ),
     pytest.param(
@@ -127,7 +127,7 @@ BAD = [
         id="more prompts than the split has",
     ),
     pytest.param(
-        ["method=spin", "+method.by_iteration.1.heldout=400"],
+        ["method=spin", "+method.by_iteration.1.heldout=100"],
         ["method.by_iteration: 1: heldout cannot change between iterations"],
         id="by_iteration changing the run's shape",
     ),
