@@ -11,7 +11,7 @@ start from): the mean difference in points, its 95% CI and p. A verdict reads th
 "no difference detected" when it spans zero (which is not evidence that the two are equal: the CI says how large
 a difference the study could have missed). Verdicts never look at point estimates alone.
 
-Beside them, a question each arm answers of itself: did it learn its own objective? At its last scored
+Beside them, a question each arm answers of itself: did it learn its own objective? At each scored
 iteration, its held-out objective (the preference arms: held-out reward accuracy, against chance; the others:
 the held-out real answers' log-probability against the base model's), mean and CI across seeds, read the same
 way.
@@ -71,9 +71,11 @@ LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", 
 
 
 def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per variant, at its last iteration with a value: its own held-out objective (OBJECTIVES), mean and CI
-    across seeds, and the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way"
-    (below it), or "not detected" (LEARNING_COLUMNS)."""
+    """Per variant and iteration with a value: its own held-out objective (OBJECTIVES), mean and CI across seeds,
+    and the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way" (below it), or "not
+    detected" (LEARNING_COLUMNS). Every iteration, as the paper's questions are answered per iteration: each
+    iteration of a preference arm learns from its own pairs against its own reference, and SPIN's theory expects
+    the later ones to find less to learn."""
     keys = variant_keys(diagnostics)
     rows = []
     for values, runs in diagnostics[diagnostics["iteration"] > 0].groupby(keys, dropna=False):
@@ -81,27 +83,31 @@ def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFra
         if objective is None:
             continue
         scored = runs.dropna(subset=[objective.key])  # an iteration whose held-out pairs were all degenerate: none
-        last = scored[scored["iteration"] == scored["iteration"].max()]
-        ci = mean_ci(last.assign(group=0), ["group"], objective.key, level).iloc[0]
-        tested = ci.n >= 2 and not math.isnan(ci.ci_low)
-        low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
-        said = "learned" if low > objective.null else "went the wrong way" if high < objective.null else "not detected"
-        rows.append({"variant": variant_label(keys, values if isinstance(values, tuple) else (values,)),
-                     "iteration": int(last["iteration"].iloc[0]), "objective": objective.key, "n": int(ci.n),
-                     "mean": ci["mean"], "ci_low": low, "ci_high": high,
-                     "verdict": said if tested else "untested"})  # fmt: skip
+        label = variant_label(keys, values if isinstance(values, tuple) else (values,))
+        for iteration, ci in mean_ci(scored, ["iteration"], objective.key, level).iterrows():
+            tested = ci.n >= 2 and not math.isnan(ci.ci_low)
+            low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
+            said = (
+                "learned" if low > objective.null else "went the wrong way" if high < objective.null else "not detected"
+            )
+            rows.append({"variant": label, "iteration": int(iteration), "objective": objective.key, "n": int(ci.n),
+                         "mean": ci["mean"], "ci_low": low, "ci_high": high,
+                         "verdict": said if tested else "untested"})  # fmt: skip
     return pd.DataFrame(rows, columns=LEARNING_COLUMNS)
 
 
 def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
-    """Whether each arm learned its own objective, one sentence per arm (`learning_table`)."""
+    """Whether each arm learned its own objective, one sentence per arm, its iterations in turn (`learning_table`)."""
     out = []
-    for row in learned.itertuples():
-        objective = next(o for o in OBJECTIVES if o.key == row.objective)
-        interval = "" if row.verdict == "untested" else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-        out.append(f"{row.variant} (did it learn its objective?): {objective.text}{objective.unit} at iteration "
-                   f"{row.iteration}, mean over {row.n} seed{'s' if row.n != 1 else ''} with {level:.0%} CI: "
-                   f"{row.mean:.3f}{interval}, {row.verdict}.")  # fmt: skip
+    for variant, rows in learned.groupby("variant", sort=False):
+        first = rows.iloc[0]
+        objective = next(o for o in OBJECTIVES if o.key == first.objective)
+        each = [f"iteration {r.iteration}: {r.mean:.3f}"
+                + ("" if r.verdict == "untested" else f" [{r.ci_low:.3f}, {r.ci_high:.3f}]") + f", {r.verdict}"
+                for r in rows.itertuples()]  # fmt: skip
+        n = int(rows["n"].max())
+        out.append(f"{variant} (did it learn its objective?): {objective.text}{objective.unit}, mean over {n} "
+                   f"seed{'s' if n != 1 else ''} with {level:.0%} CI: {'; '.join(each)}.")  # fmt: skip
     return out
 
 

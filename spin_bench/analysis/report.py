@@ -57,7 +57,7 @@ BASES = (
     "the SFT arm continues."
 )
 LEARNING = (
-    "Did each arm learn its own objective? At its last iteration, mean and 95% CI across seeds of its held-out "
+    "Did each arm learn its own objective? At each iteration, mean and 95% CI across seeds of its held-out "
     "objective: the preference arms' held-out reward accuracy (over the held-out pairs whose answers differ; "
     "chance: 0.5), the others' held-out real answers' log-probability minus the base model's (nats per answer; "
     "learning nothing: 0). `learned`: the CI lies above that value; `went the wrong way`: below it; `not "

@@ -73,9 +73,9 @@ def test_what_each_arm_learned_is_a_mean_and_ci_across_seeds():
     assert objective_table(diagnostics, keys=["generated_correct"]).empty
 
 
-def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
+def test_each_arm_is_judged_on_its_own_objective_at_every_iteration():
     """Preference arms: held-out reward accuracy against chance (0.5); SFT: the held-out real answers' log p
-    against the base model's (0); the verdict reads the CI across seeds."""
+    against the base model's (0); the verdict reads the CI across seeds, iteration by iteration."""
     rows = [
         {
             "study": "s",
@@ -85,7 +85,7 @@ def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
             "heldout/rewards/accuracies": a + 0.1 * t,
             "heldout_real/logp_vs_base": -1.0,
         }
-        for s, a in enumerate([0.5, 0.55, 0.6])
+        for s, a in enumerate([0.45, 0.5, 0.55])
         for t in (1, 2)
     ]
     rows += [
@@ -96,20 +96,24 @@ def test_each_arm_is_judged_on_its_own_objective_at_its_last_iteration():
              for s, d in enumerate([0.0, 0.01, 0.02]) for t in (0, 1)]  # fmt: skip
     diagnostics = pd.DataFrame(rows)
     diagnostics.attrs["axes"] = []
-    table = learning_table(diagnostics).set_index("variant")
-    assert list(table.index) == ["dpo", "sft", "spin"]
-    assert table.loc["dpo", "objective"] == "heldout/rewards/accuracies" and table.loc["dpo", "iteration"] == 2
-    assert table.loc["dpo", "mean"] == pytest.approx(0.75) and table.loc["dpo", "verdict"] == "learned"
-    assert table.loc["sft", "objective"] == "heldout_real/logp_vs_base" and table.loc["sft", "iteration"] == 1
-    assert table.loc["sft", "verdict"] == "went the wrong way" and table.loc["spin", "verdict"] == "not detected"
-    half = stats.t.ppf(0.975, 2) * pd.Series([0.7, 0.75, 0.8]).sem()
-    assert table.loc["dpo", "ci_low"] == pytest.approx(0.75 - half)
+    table = learning_table(diagnostics).set_index(["variant", "iteration"])
+    assert list(table.index) == [("dpo", 1), ("dpo", 2), ("sft", 1), ("spin", 1)]  # iteration 0 is the base model
+    assert set(table.loc["dpo", "objective"]) == {"heldout/rewards/accuracies"}
+    assert table.loc[("dpo", 2), "mean"] == pytest.approx(0.7) and table.loc[("dpo", 2), "verdict"] == "learned"
+    assert table.loc[("dpo", 1), "verdict"] == "not detected"  # 0.55, 0.6, 0.65: the CI reaches under 0.5
+    assert table.loc[("sft", 1), "objective"] == "heldout_real/logp_vs_base"
+    assert table.loc[("sft", 1), "verdict"] == "went the wrong way"
+    assert table.loc[("spin", 1), "verdict"] == "not detected"
+    half = stats.t.ppf(0.975, 2) * pd.Series([0.65, 0.7, 0.75]).sem()
+    assert table.loc[("dpo", 2), "ci_low"] == pytest.approx(0.7 - half)
     said = learning_sentences(learning_table(diagnostics))
-    assert said[0].startswith("dpo (did it learn its objective?): held-out reward accuracy (chance: 0.5) at iteration")
-    assert said[0].endswith(", learned.")
+    assert said[0].startswith("dpo (did it learn its objective?): held-out reward accuracy (chance: 0.5), mean over 3")
+    assert "iteration 1: 0.600 [" in said[0] and ", not detected; iteration 2: 0.700 [" in said[0]
+    assert said[0].endswith(", learned.") and len(said) == 3
     one = learning_table(diagnostics[diagnostics["seed"] == 0])
     assert set(one["verdict"]) == {"untested"} and "mean over 1 seed with" in learning_sentences(one)[0]
-    # an arm whose last iteration scored nothing (every held-out pair degenerate) is judged where it last scored
+    assert "iteration 1: 0.550, untested" in learning_sentences(one)[0]
+    # an iteration that scored nothing (every held-out pair degenerate) is left out, the others stay
     stopped = pd.concat([diagnostics, pd.DataFrame([{"study": "s", "method": "spin", "seed": s, "iteration": 2}
                                                      for s in range(3)])])  # fmt: skip
     stopped.attrs["axes"] = []

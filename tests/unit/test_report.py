@@ -52,7 +52,7 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     assert "what each arm learned" in printed
     assert "base models (did each finish its SFT?): 2 of 2 met the plateau criterion" in printed  # seeds 0 and 1
     assert "seed 1 1.900 -> 0.985 in 4 epochs" in printed and "## The base models" in report
-    assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5) at iteration" in printed
+    assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5), mean over 2 seeds" in printed
     assert "Did each arm learn its own objective?" in report
     assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
     assert "## The paper's three questions" in report and "## Diagnostics: what each arm learned" in report
