@@ -102,10 +102,11 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
     for variant, rows in learned.groupby("variant", sort=False):
         first = rows.iloc[0]
         objective = next(o for o in OBJECTIVES if o.key == first.objective)
+        n = int(rows["n"].max())
         each = [f"iteration {r.iteration}: {r.mean:.3f}"
                 + ("" if r.verdict == "untested" else f" [{r.ci_low:.3f}, {r.ci_high:.3f}]") + f", {r.verdict}"
+                + (f" ({r.n} seed{'s' if r.n != 1 else ''})" if r.n != n else "")  # fewer: early stop, degenerate pairs
                 for r in rows.itertuples()]  # fmt: skip
-        n = int(rows["n"].max())
         out.append(f"{variant} (did it learn its objective?): {objective.text}{objective.unit}, mean over {n} "
                    f"seed{'s' if n != 1 else ''} with {level:.0%} CI: {'; '.join(each)}.")  # fmt: skip
     return out
@@ -115,7 +116,7 @@ def base_sentence(bases: pd.DataFrame) -> str:
     """Whether the base models finished their SFT, and how far their held-out SFT loss fell (`base_table`)."""
     said = []
     for row in bases.to_dict("records"):
-        axes = [f"{k}={v}" for k, v in row.items() if k not in (*BASE_COLUMNS, "study") and not pd.isna(v)]
+        axes = [f"{k}={v}" for k, v in row.items() if k not in BASE_COLUMNS and not pd.isna(v)]
         gain = "" if pd.isna(row["recent_gain"]) else f", the last epochs gaining {row['recent_gain']:.4f}"
         who = " ".join([*axes, f"seed {row['seed']}"])
         said.append(f"{who} {row['heldout_loss_first']:.3f} -> {row['heldout_loss_last']:.3f} in {row['epochs']} "

@@ -240,10 +240,17 @@ def base_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
         [base["study"], base["seed"], base["base/heldout_curve"].map(tuple)], sort=True
     ):
         shared = {k: runs[k].iloc[0] for k in by if k != "study" and runs[k].nunique(dropna=False) == 1}
+        first = runs.iloc[0].to_dict()  # runs from before a key was logged lack it (docs/results.md)
         rows.append({"study": study, **shared, "seed": seed, "epochs": len(curve), "heldout_loss_first": curve[0],
-                     "heldout_loss_last": curve[-1], "recent_gain": runs["base/recent_gain"].iloc[0],
-                     "plateaued": bool(runs["base/plateaued"].iloc[0]), "runs": len(runs)})  # fmt: skip
+                     "heldout_loss_last": curve[-1], "recent_gain": first.get("base/recent_gain", math.nan),
+                     "plateaued": _true(first.get("base/plateaued")), "runs": len(runs)})  # fmt: skip
     keys = ["study"] if "study" in by else []
     axes = [k for k in by if k != "study" and any(k in r for r in rows)]
     table = pd.DataFrame(rows, columns=[*keys, *axes, *BASE_COLUMNS])
     return table.sort_values([*keys, *axes, "seed"], key=_numbers_first, ignore_index=True)
+
+
+def _true(value: Any) -> bool:
+    """A stored flag read from a frame cell: True only for a true bool (a missing one is NaN, which bool() calls
+    true)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)

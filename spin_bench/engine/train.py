@@ -262,7 +262,8 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
         precompute_ref_log_probs=True,
         # the held-out pairs in one batch per process: TRL logs the mean of its per-batch means, which with batches
         # of 32 and 18 pairs would weigh each of the 18 almost twice; one batch makes it the share over the pairs
-        # (exact on one process; on P, accelerate repeats up to P - 1 pairs to even out the processes' batches)
+        # (exact on one process; on P, accelerate repeats up to P - 1 pairs to even out the processes' batches, and
+        # TRL's gather keeps them). The batch must fit in memory: at 7B, method.heldout / P pairs per device.
         per_device_eval_batch_size=math.ceil(len(heldout) / ranks.world_size()) if heldout is not None else 1,
         dataset_num_proc=1,
     )
@@ -422,7 +423,7 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "engine": engine.spec(),
         "seed": seed,
     }  # fmt: skip
-    if loss is not None:  # held-out pairs scored in one batch (`preference`): stages scored per batch redo
+    if loss is not None and heldout:  # held-out pairs scored in one batch (`preference`): those scored per batch redo
         inputs["heldout_scoring"] = "one batch"
 
     def build(work: Path) -> None:

@@ -218,10 +218,13 @@ def round_rows(rows: Sequence[Any], config: IterationConfig, t: int, train_promp
     """The rows iteration t trains on when they do not come from the model (DPO's fixed pairs): the budget's rows
     that follow those of the earlier iterations, in order, wrapping round when the split runs out. With at least
     as many rows as the whole budget, no iteration repeats a row; with fewer, they cycle, as epochs would."""
-    size = config.recipe.batch_size
-    start = sum(step_budget(config, s, train_prompts) for s in range(t)) * size
-    count = step_budget(config, t, train_prompts) * size
-    return [rows[(start + i) % len(rows)] for i in range(count)]
+
+    def budget_rows(s: int) -> int:  # iteration s's own recipe: `by_iteration` may change its batch or epochs
+        at = config.at(s)
+        return step_budget(at, s, train_prompts) * at.recipe.batch_size
+
+    start = sum(budget_rows(s) for s in range(t))
+    return [rows[(start + i) % len(rows)] for i in range(budget_rows(t))]
 
 
 def heldout_similarity(stages: Stages, checkpoint: str, heldout: Rows) -> dict[str, float]:

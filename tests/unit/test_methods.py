@@ -255,6 +255,11 @@ def test_each_dpo_round_trains_on_the_pairs_after_the_last_rounds_and_cycles_whe
         assert [r["id"] for r in call["heldout"]] == ["d28", "d29"]
         rounds.append([int(r["id"][1:]) for r in call["rows"]])
     assert rounds == [list(range(8)), list(range(8, 24)), [24, 25, 26, 27, *range(12)]]
+    # a round that trains longer (by_iteration: 2 epochs at iteration 1) moves the next round's start with it
+    longer = method(tmp_path, "method=dpo", *ITERATION, "+method.by_iteration.1.recipe.epochs=2")
+    stages = RecordingStages()
+    method_for("dpo").iterate(longer.at(2), IterationInputs(world, ("p0", "p1", "p2")), stages)
+    assert [int(r["id"][1:]) for r in stages.trained[0]["rows"]] == list(range(12, 28))  # 8 + 32 rows before it
 
 
 def test_early_stop_reads_the_heldout_accuracy_and_stops_when_no_pair_is_left_to_score(tmp_path):

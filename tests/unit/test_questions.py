@@ -113,6 +113,12 @@ def test_each_arm_is_judged_on_its_own_objective_at_every_iteration():
     one = learning_table(diagnostics[diagnostics["seed"] == 0])
     assert set(one["verdict"]) == {"untested"} and "mean over 1 seed with" in learning_sentences(one)[0]
     assert "iteration 1: 0.550, untested" in learning_sentences(one)[0]
+    fewer = diagnostics.copy()  # seed 2's second DPO iteration scored nothing: that iteration has 2 seeds
+    fewer.loc[(fewer["method"] == "dpo") & (fewer["seed"] == 2) & (fewer["iteration"] == 2),
+              "heldout/rewards/accuracies"] = None  # fmt: skip
+    fewer.attrs["axes"] = []
+    said = learning_sentences(learning_table(fewer))[0]
+    assert "mean over 3 seeds" in said and said.endswith(", not detected (2 seeds).")
     # an iteration that scored nothing (every held-out pair degenerate) is left out, the others stay
     stopped = pd.concat([diagnostics, pd.DataFrame([{"study": "s", "method": "spin", "seed": s, "iteration": 2}
                                                      for s in range(3)])])  # fmt: skip
@@ -145,3 +151,7 @@ def test_each_base_model_is_listed_once_with_its_plateau():
     assert "model=tiny seed 0 2.000 -> 0.993 in 4 epochs, the last epochs gaining 0.0070" in said
     no_base = diagnostics.drop(columns=[c for c in diagnostics if c.startswith("base/")])
     assert base_table(no_base).empty
+    # runs from before `recent_gain` and `plateaued` were logged: the curve alone, the flag not taken as true
+    old = diagnostics.drop(columns=["base/recent_gain", "base/plateaued"])
+    assert base_table(old)["recent_gain"].isna().all() and not base_table(old)["plateaued"].any()
+    assert base_sentence(base_table(old)).endswith("model=tiny_l seed 0 1.900 -> 0.700 in 3 epochs.")  # no gain
