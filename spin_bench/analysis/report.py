@@ -137,7 +137,8 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
     if diagnostics is not None:
         bases = base_table(diagnostics)
         if len(bases):
-            table = _text(bases.set_index(list(bases.columns[: bases.columns.get_loc("seed") + 1])))
+            # 3 decimals: `recent_gain` is compared with `min_delta` (0.01), which 2 would round it to
+            table = _text(bases.set_index(list(bases.columns[: bases.columns.get_loc("seed") + 1])), 3)
             sections.append(("##", "The base models", [("text", BASES), ("table", table)]))
             printed.append(base_sentence(bases))
         figures["diagnostics.png"] = plot_diagnostics(diagnostics)
@@ -149,8 +150,9 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
             printed.append("\n".join(said))
         learned = objective_table(diagnostics)
         if len(learned):
-            items += [("text", OBJECTIVES), ("table", _text(format_intervals(learned)))]
-            printed.append(f"what each arm learned (held-out; mean ± 95% CI)\n{_text(format_intervals(learned, 3))}")
+            objectives = _text(format_intervals(learned, 3))  # nats and shares: 1 decimal would read 0.0 ± 0.0
+            items += [("text", OBJECTIVES), ("table", objectives)]
+            printed.append(f"what each arm learned (held-out; mean ± 95% CI)\n{objectives}")
         sections.append(("##", "Diagnostics: what each arm learned", [*items, ("image", "diagnostics.png")]))
     files = {name: png_bytes(fig) for name, fig in figures.items()}
     files["report.md"] = _markdown(sections).encode()
@@ -175,9 +177,9 @@ def write_report(study_dir: Path) -> str:
     return summary
 
 
-def _text(frame: pd.DataFrame) -> str:
-    """A table as the report and the console print it: values rounded to 2 decimals."""
-    return str(frame.round(2).to_string())
+def _text(frame: pd.DataFrame, decimals: int = 2) -> str:
+    """A table as the report and the console print it: values rounded to `decimals`."""
+    return str(frame.round(decimals).to_string())
 
 
 def _markdown(sections: list[Any]) -> str:

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from spin_bench.analysis import confidence_intervals, format_intervals, load_results, score_table
+from spin_bench.analysis import (
+    confidence_intervals,
+    format_intervals,
+    load_diagnostics,
+    load_results,
+    objective_table,
+    score_table,
+)
 from spin_bench.analysis.plots import DIAGNOSTIC_PANELS, PANEL
 from spin_bench.cli.callbacks import StudyReport
 from spin_bench.cli.report import main
@@ -54,6 +61,10 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     assert "seed 1 1.900 -> 0.985 in 4 epochs" in printed and "## The base models" in report
     assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5), mean over 2 seeds" in printed
     assert "Did each arm learn its own objective?" in report
+    # the objectives (nats, shares) to 3 decimals in the report as printed, where 1 would read 0.0 +- 0.0
+    objectives = format_intervals(objective_table(load_diagnostics(small_sweep / "methods")), 3).round(2)
+    assert objectives.to_string() in report and objectives.to_string() in printed
+    assert "0.985        0.015" in report.split("## The base models")[1]  # 3 decimals: 2 would read 0.98, 0.01
     assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
     assert "## The paper's three questions" in report and "## Diagnostics: what each arm learned" in report
     assert "Ablation" not in report and not list(tmp_path.glob("ablation_*"))  # no axis in this study
