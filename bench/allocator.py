@@ -23,11 +23,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def trial(steps: int) -> dict[str, object]:
+def trial(steps: int) -> dict[str, Any]:
     """One base stage of `steps` steps in this process, in a fresh cache: its seconds, training statistics, and the
     process's page faults and system time."""
     from hydra import compose, initialize_config_module
@@ -69,7 +70,7 @@ def main() -> None:
         return
     base_env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"} | {"OMP_NUM_THREADS": "1"}
     settings = {"glibc defaults": base_env, "spin-bench's": base_env | {"GLIBC_TUNABLES": MALLOC_TUNABLES}}
-    trials: dict[str, list[dict[str, object]]] = {name: [] for name in settings}
+    trials: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
     for run in range(args.runs):
         for name, env in settings.items():
             command = [sys.executable, __file__, "--steps", str(args.steps), "--trial"]
@@ -81,10 +82,10 @@ def main() -> None:
     models = {json.dumps(t["model"], sort_keys=True) for runs in trials.values() for t in runs}
     if len(models) != 1:
         sys.exit(f"the settings trained different models: {sorted(models)}")
-    medians = {name: statistics.median(float(t["seconds"]) for t in runs) for name, runs in trials.items()}  # type: ignore[arg-type]
+    medians = {name: statistics.median(t["seconds"] for t in runs) for name, runs in trials.items()}
     default, tuned = medians.values()
     for name, runs in trials.items():
-        faults = statistics.median(int(t["page_faults"]) for t in runs)  # type: ignore[call-overload]
+        faults = statistics.median(t["page_faults"] for t in runs)
         print(f"{name}: median {medians[name]:.1f} s over {args.runs} runs, {faults:,.0f} page faults", flush=True)
     print(f"ratio: {tuned / default:.3f} (the same model, to the bit, under both)")
 

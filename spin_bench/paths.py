@@ -230,10 +230,11 @@ def library_env(cache_dir: Path, offline: bool) -> dict[str, str]:
 # job, under the basic launcher or torchrun, keeps the defaults unless the user sets it). By default glibc gives
 # freed memory at the top of its heap back to the OS once more than twice its mmap threshold (at most 64 MiB) lies
 # free there, and the next allocation maps it again, a page fault per 4 KiB: a training step frees and reallocates
-# its activations, and a 200-step base stage took about 3 million page faults. Keeping up to 1 GiB free in the heap
-# removes most of them; allocations above 32 MiB (glibc's own ceiling for that threshold) are still mapped and
-# unmapped one by one, so a large tensor never stays in the heap. What it saves: docs/benchmarks.md
-# (bench/allocator.py). Where memory comes from changes nothing that is computed (the benchmark checks it).
+# its activations, and a 200-step base stage took about 3.7 million page faults. Keeping up to 1 GiB free in the
+# heap cuts them to 1.5 million and the stage's time by 12%; allocations above 32 MiB (glibc's own ceiling for that
+# threshold) are still mapped and unmapped one by one, so a large tensor never stays in the heap. Measured in
+# docs/benchmarks.md (bench/allocator.py). Where memory comes from changes nothing that is computed (the benchmark
+# checks it).
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
 
