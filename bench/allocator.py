@@ -5,10 +5,10 @@
 Trains the default base stage (the embedded world, tiny-llama, ZeRO-2, one thread, as each job of a default study
 has on 2 cores) for `--steps` optimizer steps in a fresh process, once with glibc's default allocator settings and
 once with GLIBC_TUNABLES set as `spin-bench` sets it for its jobs, the two taking turns within each round so that a
-drift in the machine's speed falls on both alike. Prints each trial (the stage's seconds, the process's page
-faults and system CPU time) and the medians with their ratio, and fails if the two settings trained different
-models (train loss and held-out curve compared exactly): an allocator changes where memory comes from, never
-what is computed.
+drift in the machine's speed falls on both alike (and each goes first in turn). Prints each trial (the stage's
+seconds, and the page faults and system CPU time the stage took) and the medians with their ratio, and fails if the
+two settings trained different models (train loss and held-out curve compared exactly): an allocator changes where
+memory comes from, never what is computed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def trial(steps: int) -> dict[str, Any]:
     """One base stage of `steps` steps in this process, in a fresh cache: its seconds, training statistics, and the
-    process's page faults and system time."""
+    page faults and system time it took."""
     from hydra import compose, initialize_config_module
 
     from spin_bench.config import load
@@ -49,11 +49,11 @@ def trial(steps: int) -> dict[str, Any]:
 
         torch.set_num_threads(1)
         world = build_world(config.data, config.paths.cache_dir)
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         trained = build_base(config.model, world, config.engine, config.paths.cache_dir, config.seed)
-        seconds = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"seconds": seconds, "page_faults": usage.ru_minflt, "system_s": usage.ru_stime,
+        seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": seconds, "page_faults": after.ru_minflt - before.ru_minflt,
+            "system_s": after.ru_stime - before.ru_stime,
             "model": {key: trained.stats[key] for key in ("steps", "train_loss", "heldout_curve")}}  # fmt: skip
 
 
@@ -72,7 +72,8 @@ def main() -> None:
     settings = {"glibc defaults": base_env, "spin-bench's": base_env | {"GLIBC_TUNABLES": MALLOC_TUNABLES}}
     trials: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
     for run in range(args.runs):
-        for name, env in settings.items():
+        order = list(settings.items())
+        for name, env in order if run % 2 == 0 else order[::-1]:  # each setting goes first in turn
             command = [sys.executable, __file__, "--steps", str(args.steps), "--trial"]
             out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout
             trials[name].append(json.loads(out.strip().splitlines()[-1]))

@@ -226,16 +226,25 @@ def library_env(cache_dir: Path, offline: bool) -> dict[str, str]:
 
 
 # glibc's allocator settings for the processes that run jobs (`spin-bench` puts them in the environment of the
-# joblib workers and SLURM jobs it starts; glibc reads GLIBC_TUNABLES only as a process starts, so an in-process
-# job, under the basic launcher or torchrun, keeps the defaults unless the user sets it). By default glibc gives
-# freed memory at the top of its heap back to the OS once more than twice its mmap threshold (at most 64 MiB) lies
-# free there, and the next allocation maps it again, a page fault per 4 KiB: a training step frees and reallocates
-# its activations, and a 200-step base stage took about 3.7 million page faults. Keeping up to 1 GiB free in the
-# heap cuts them to 1.5 million and the stage's time by 12%; allocations above 32 MiB (glibc's own ceiling for that
-# threshold) are still mapped and unmapped one by one, so a large tensor never stays in the heap. Measured in
-# docs/benchmarks.md (bench/allocator.py). Where memory comes from changes nothing that is computed (the benchmark
-# checks it).
+# joblib workers and SLURM jobs it starts; glibc reads GLIBC_TUNABLES only as a process starts, so a job that runs
+# in spin-bench's own process keeps the defaults unless the user exports them: under the basic launcher, torchrun,
+# a single run (hydra.mode=RUN), or on a machine with a GPU, where jobs run one at a time in that process). By
+# default glibc gives freed memory at the top of its heap back to the OS once more than twice its mmap threshold
+# (at most 64 MiB) lies free there, and the next allocation maps it again, a page fault per 4 KiB: a training step
+# frees and reallocates its activations, and a 200-step base stage took about 3.6 million page faults. Keeping up
+# to 1 GiB free in the heap cuts them to 1.35 million and the stage's time by 8-12%; allocations above 32 MiB
+# (glibc's own ceiling for that threshold) are still mapped and unmapped one by one, so a large tensor never stays
+# in the heap. Measured in docs/benchmarks.md (bench/allocator.py). Where memory comes from changes nothing that is
+# computed (the benchmark checks it).
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
+
+def allocator_tunables(current: str | None) -> str:
+    """GLIBC_TUNABLES for the jobs' processes: `current` (the user's own, kept as it is) plus each setting of
+    MALLOC_TUNABLES that it does not set itself."""
+    given = [item for item in (current or "").split(":") if item]
+    keys = {item.split("=", 1)[0] for item in given}
+    return ":".join(given + [item for item in MALLOC_TUNABLES.split(":") if item.split("=", 1)[0] not in keys])
 
 
 def configure_environment(cache_dir: Path, offline: bool) -> None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from spin_bench import preemption, ranks
 from spin_bench.cli.preflight import preflight
 from spin_bench.config import ConfigError, load
-from spin_bench.paths import MALLOC_TUNABLES, configure_environment
+from spin_bench.paths import allocator_tunables, configure_environment
 from spin_bench.results import final_score
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     """The console script: check the command's jobs, then run them with Hydra."""
-    os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)  # for the jobs' processes; a user's own setting stays
+    os.environ["GLIBC_TUNABLES"] = allocator_tunables(os.environ.get("GLIBC_TUNABLES"))  # for the jobs' processes
     args = get_args_parser().parse_args()
     informational = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
     custom_source = args.config_dir or args.config_path  # a config tree of your own: checked as each job starts

@@ -62,7 +62,7 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5), mean over 2 seeds" in printed
     assert "Did each arm learn its own objective?" in report
     # the objectives (nats, shares) to 3 decimals in the report as printed, where 1 would read 0.0 +- 0.0
-    objectives = format_intervals(objective_table(load_diagnostics(small_sweep / "methods")), 3).round(2)
+    objectives = format_intervals(objective_table(load_diagnostics(small_sweep / "methods")), 3)
     assert objectives.to_string() in report and objectives.to_string() in printed
     assert "0.985        0.015" in report.split("## The base models")[1]  # 3 decimals: 2 would read 0.98, 0.01
     assert "## Mean and 95% CI across seeds" in report and "## SPIN vs baselines" in report
