@@ -1,8 +1,9 @@
-"""Wall time of the README's test command on a fresh clone, as CI runs it: `git clone` of a commit into a new
-directory, then `make test` there (create .venv, install everything, lint, type-check, both test tiers).
+"""Wall time of a make target on a fresh clone, as CI runs it: `git clone` of a commit into a new directory, then
+`make test` there (create .venv, install everything, lint, type-check, both test tiers), or another target.
 
     .venv/bin/python bench/fresh_clone.py --runs 3                                  # HEAD, median of 3
     .venv/bin/python bench/fresh_clone.py --revs eabe551,HEAD --logs bench/logs     # two commits side by side
+    .venv/bin/python bench/fresh_clone.py --revs fc8be5a,HEAD --target setup        # the install alone
 
 Each run gets its own clone and empty package caches (uv's, pip's), so it pays for the downloads a fresh CI
 machine pays for. Runs of several commits alternate (a, b, a, b, ...), so that a change in the machine's load
@@ -30,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--revs", default="HEAD", help="commits to time, comma-separated")
+    parser.add_argument("--target", default="test", help="the make target to time (test, setup, study)")
     parser.add_argument("--logs", type=Path, default=None, help="write each run's output to <logs>/fresh-<rev>-<i>.log")
     args = parser.parse_args()
     revs = [rev_name(rev) for rev in args.revs.split(",")]
@@ -45,8 +47,8 @@ def main() -> None:
                 log = args.logs / f"fresh-{rev}-{i + 1}.log" if args.logs else None
                 if log:
                     log.parent.mkdir(parents=True, exist_ok=True)
-                times[rev].append(timed(["make", "test"], env, log, cwd=checkout))
-            print(f"{rev} run {i + 1}: make test {times[rev][-1]:.1f} s", flush=True)
+                times[rev].append(timed(["make", args.target], env, log, cwd=checkout))
+            print(f"{rev} run {i + 1}: make {args.target} {times[rev][-1]:.1f} s", flush=True)
     medians = {rev: statistics.median(t) for rev, t in times.items()}
     for rev, median in medians.items():
         print(f"{rev}: median {median:.1f} s over {args.runs} runs", flush=True)
