@@ -22,7 +22,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
-## The unit tier: trains nothing (about a minute)
+## The unit tier: trains nothing (about 3 minutes)
 test-unit: setup
 	$(BIN)/pytest tests/unit -m "not slow and not gpu" $(ARGS)
 
