@@ -61,6 +61,7 @@ bench: setup
 bench-shared: setup
 	$(BIN)/python bench/shared_work.py $(ARGS)
 
-## `make test` on fresh clones with empty package caches, as CI runs it (docs/benchmarks.md)
+## `make test` (or ARGS="--target setup": the install alone) on fresh clones with empty package caches, as CI runs it
+## (docs/benchmarks.md)
 bench-fresh: setup
 	$(BIN)/python bench/fresh_clone.py $(ARGS)

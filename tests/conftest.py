@@ -1,7 +1,7 @@
 """Helpers shared by both tiers: the real config tree composed and shrunk (lightning-hydra-template style), the
 libraries' caches kept in the checkout, and the CLI run as a user runs it.
 
-Tiers: tests/unit trains nothing (about a minute); tests/integration runs the tiny model end to end. Tests never
+Tiers: tests/unit trains nothing (about 3 minutes); tests/integration runs the tiny model end to end. Tests never
 share mutable state across modules: each integration module works on its own copy of the smoke run
 (tests/integration/conftest.py).
 """
