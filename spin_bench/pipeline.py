@@ -144,6 +144,7 @@ def run(config: RunConfig) -> RunResult:
                 log.warning("early stop after iteration %d: held-out reward accuracy %s < method.early_stop_below",
                             t + 1, accuracy)  # fmt: skip
                 break
+        ranks.leave()
         failed = False
     finally:
         tracker.finish(failed=failed)

@@ -216,6 +216,15 @@ def wait_for_main(store: Any, key: str) -> None:
         time.sleep(0.5)
 
 
+def leave() -> None:
+    """Every rank's last step of a run: wait until all ranks are here.
+
+    Under `srun` no launcher holds the process group's store: rank 0's process does. Had rank 0 exited just
+    after setting the verdict of the run's last one-rank stage (`on_main`), a rank polling for that verdict up to
+    half a second later would find the store gone and fail a run that succeeded."""
+    barrier()
+
+
 @contextlib.contextmanager
 def _collective(what: str) -> Iterator[None]:
     try:

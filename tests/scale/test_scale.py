@@ -5,6 +5,8 @@ on the smoke study with one iteration.
   identical, result rows equal; the same study under `accelerate launch`;
 - a killed rank ends the job within 2 minutes, naming the stage, and a rerun completes;
 - a run killed mid-stage (SIGKILL) or stopped by SIGTERM resumes from its checkpoint, with the same scores;
+- rank 0, which hosts the process group's store under srun, ends only once every rank has read the verdict of
+  the run's last one-rank stage;
 - a study submitted through the SLURM launcher with 2 tasks ends with the local run's results; a requeued job
   resumes from its checkpoint, with no duplicate rows and one W&B run; a cancelled job fails the sweep without
   stopping the other job.
@@ -18,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,6 +198,38 @@ def test_sigterm_checkpoints_every_rank_at_one_step_and_the_rerun_resumes(one_pr
     rerun = run(tmp_path, "engine=zero3", ranks=2)
     assert f"checkpoint-{step}" in rerun
     assert results(tmp_path) == results(one_process["zero3"])
+
+
+# Two ranks as srun starts them: no launcher, so rank 0's process hosts the process group's store. Rank 1 reaches
+# the run's last one-rank stage late, after rank 0 has set its verdict; `leave` is what the pipeline ends with.
+LAST_STAGE = """
+import sys, time
+from spin_bench import ranks
+ranks.init(timeout_s=60)
+if ranks.rank() == 1:
+    time.sleep(2)
+ranks.on_main(lambda: None)
+if sys.argv[1] == "leave":
+    ranks.leave()
+"""
+
+
+@pytest.mark.parametrize("ending", ["leave", "exit"])
+def test_rank_0_hosting_the_store_outlasts_the_ranks_reading_its_last_verdict(ending):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith(("TORCHELASTIC", "SLURM"))}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    jobs = [subprocess.Popen([sys.executable, "-c", LAST_STAGE, ending], env=env | {"RANK": r, "LOCAL_RANK": r},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            for r in ("0", "1")]  # fmt: skip
+    outputs = [job.communicate(timeout=120)[0] for job in jobs]
+    assert jobs[0].returncode == 0, outputs[0][-3000:]
+    if ending == "leave":
+        assert jobs[1].returncode == 0, outputs[1][-3000:]
+    else:  # how a run without `leave` ended under srun: rank 1 fails, naming what it lost
+        assert jobs[1].returncode != 0 and "rank 1 of 2: lost rank 0" in outputs[1]
 
 
 # --- SLURM: the one-node cluster of scripts/slurm/up ----------------------------------------------------------
