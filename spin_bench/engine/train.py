@@ -68,6 +68,30 @@ def ensure_process_group_env() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def score_label_positions_only() -> None:
+    """Have TRL's fused LM head score only the positions that carry a label, on a CPU too.
+
+    TRL 1.16 gathers the labelled positions before its chunked log-softmax only on Triton devices (CUDA, XPU).
+    Elsewhere it scores every position, because on a compiling device (Neuron) a varying number of positions
+    would recompile its tiles at every batch. A CPU compiles nothing, and in the embedded base stage only 29% of
+    the positions carry a label (prompts of 38.5 tokens, answers of 25.8, and padding): scoring those alone took
+    200 base-stage steps from 21.0 to 18.6 s (docs/benchmarks.md). The sums are the same; their rounding is not,
+    as any change of shapes does.
+
+    By hand because TRL has no option for it: the choice is its private `_use_triton`, which the fused head's
+    module (`trl.trainer.utils`) imported by name. Rebinding it there changes only that choice: the kernels keep
+    their own binding, so they run Triton only where it is. Idempotent."""
+    from trl.trainer import utils
+
+    on_triton = getattr(utils._use_triton, "on_triton", utils._use_triton)
+
+    def compact(device: torch.device) -> bool:
+        return device.type == "cpu" or bool(on_triton(device))
+
+    compact.on_triton = on_triton  # type: ignore[attr-defined]
+    utils._use_triton = compact
+
+
 def trainer_arguments(engine: EngineConfig, recipe: Recipe, output_dir: Path, seed: int) -> dict[str, Any]:
     """Arguments shared by every TRL config (SFTConfig, DPOConfig): engine from `engine`, budget from `recipe`."""
     return dict(
@@ -136,6 +160,7 @@ def sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dat
     `work/resume`. Returns training statistics.
     """
     ensure_process_group_env()
+    score_label_positions_only()
     evaluating = {"eval_strategy": "epoch", "metric_for_best_model": "eval_loss", "greater_is_better": False,
                   "per_device_eval_batch_size": engine.micro_batch(recipe, ranks.world_size())}  # fmt: skip
     args = SFTConfig(
@@ -253,6 +278,7 @@ def preference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs
     reference log-probs of every pair.
     """
     ensure_process_group_env()
+    score_label_positions_only()
     args = DPOConfig(
         **trainer_arguments(engine, recipe, Path(work) / RESUMABLE, seed),
         beta=loss.beta,
@@ -422,6 +448,7 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "plateau": dataclasses.asdict(plateau) if plateau else None,
         "engine": engine.spec(),
         "seed": seed,
+        "fused_head": "label positions",  # `score_label_positions_only`: other rounding than every position's
     }  # fmt: skip
     if loss is not None and heldout:  # held-out pairs scored in one batch (`preference`): those scored per batch redo
         inputs["heldout_scoring"] = "one batch"

@@ -13,10 +13,11 @@ import pytest
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl.trainer.utils import add_fused_lm_head
 
 from spin_bench.data.world import build_world
 from spin_bench.engine.config import Plateau, PreferenceLoss, Recipe
-from spin_bench.engine.train import conversation, preference, preference_row, sft
+from spin_bench.engine.train import conversation, preference, preference_row, score_label_positions_only, sft
 from spin_bench.model.llama import build_tiny_llama
 from spin_bench.stages import read_json
 
@@ -103,6 +104,45 @@ def test_sft_stops_at_the_plateau_of_its_heldout_loss(smoke, tmp_path):
     stats = sft(model, tokenizer, Dataset.from_list(data), config.engine, recipe, tmp_path, 0,
                 Dataset.from_list(held), Plateau(min_delta=10.0, patience=1))  # fmt: skip
     assert len(stats["heldout_curve"]) == 2 and stats["steps"] == 2 * 64 // 8
+
+
+def test_the_fused_head_scores_only_the_labelled_positions_on_a_cpu_with_the_same_result(setup, monkeypatch):
+    """`score_label_positions_only`: TRL's fused head on a CPU projects the labelled positions alone, and its
+    per-token log-probs, loss and gradients are those of scoring every position, to float rounding."""
+    from trl.kernels import chunked_logprob
+    from trl.trainer import utils
+
+    scored, chunked = [], utils._ChunkedLogProbFunction
+
+    class Spy(chunked):
+        @staticmethod
+        def forward(ctx, hidden, *args):
+            scored.append(hidden.shape[0])
+            return chunked.forward(ctx, hidden, *args)
+
+    monkeypatch.setattr(utils, "_ChunkedLogProbFunction", Spy)
+    monkeypatch.setattr(utils, "_use_triton", chunked_logprob._use_triton)  # TRL's own choice (the smoke run's
+    # stages, in this process, made ours)
+    _, checkpoint, _ = setup
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    add_fused_lm_head(model)
+    ids = torch.randint(3, model.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[0, :15], labels[1, :9] = -100, -100  # a prompt each (and the first position, never a target)
+
+    def forward():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out.log_probs.detach(), out.loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    every = forward()
+    score_label_positions_only()
+    score_label_positions_only()  # idempotent
+    compact = forward()
+    assert scored == [2 * 23, (24 - 15) + (24 - 9)]  # every shifted position, then the labelled ones
+    assert torch.allclose(every[0], compact[0], atol=1e-5) and every[1] == pytest.approx(compact[1], abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(every[2], compact[2], strict=True))
 
 
 def test_reference_logps_are_the_starting_models(setup, tmp_path):
