@@ -207,7 +207,8 @@ def wait_for_main(store: Any, key: str) -> None:
         except RankFailure:
             raise
         except Exception as err:  # noqa: BLE001 - the store lives with rank 0 (or its launcher)
-            raise RankFailure(f"{describe()}: lost rank 0 in stage {current_stage()}: {err}") from err
+            raise RankFailure(f"{describe()}: lost rank 0 in stage {current_stage()} (it failed or exited; its own "
+                              f"log says which): {err}") from err  # fmt: skip
         if beat != last:
             last, moved = beat, time.monotonic()
         elif time.monotonic() - moved > STALE_S:

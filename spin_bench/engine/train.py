@@ -81,8 +81,12 @@ def score_label_positions_only() -> None:
     By hand because TRL has no option for it: the choice is its private `_use_triton`, which the fused head's
     module (`trl.trainer.utils`) imported by name. Rebinding it there changes only that choice: the kernels keep
     their own binding, so they run Triton only where it is. Idempotent."""
+    import trl
     from trl.trainer import utils
 
+    if not callable(getattr(utils, "_use_triton", None)):
+        raise RuntimeError(f"TRL {trl.__version__} has no trl.trainer.utils._use_triton, which spin-bench rebinds "
+                           "to score only the labelled positions on a CPU: install pyproject.toml's TRL")  # fmt: skip
     on_triton = getattr(utils._use_triton, "on_triton", utils._use_triton)
 
     def compact(device: torch.device) -> bool:
@@ -448,8 +452,9 @@ def train_stage(label: str, start: str, rows: Sequence[Mapping[str, Any]], recip
         "plateau": dataclasses.asdict(plateau) if plateau else None,
         "engine": engine.spec(),
         "seed": seed,
-        "fused_head": "label positions",  # `score_label_positions_only`: other rounding than every position's
     }  # fmt: skip
+    if ranks.device() == "cpu":  # `score_label_positions_only`: other rounding than TRL's every position there
+        inputs["fused_head"] = "label positions"
     if loss is not None and heldout:  # held-out pairs scored in one batch (`preference`): those scored per batch redo
         inputs["heldout_scoring"] = "one batch"
 

@@ -207,7 +207,7 @@ import sys, time
 from spin_bench import ranks
 ranks.init(timeout_s=60)
 if ranks.rank() == 1:
-    time.sleep(2)
+    time.sleep(5)
 ranks.on_main(lambda: None)
 if sys.argv[1] == "leave":
     ranks.leave()
@@ -224,7 +224,11 @@ def test_rank_0_hosting_the_store_outlasts_the_ranks_reading_its_last_verdict(en
     jobs = [subprocess.Popen([sys.executable, "-c", LAST_STAGE, ending], env=env | {"RANK": r, "LOCAL_RANK": r},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
             for r in ("0", "1")]  # fmt: skip
-    outputs = [job.communicate(timeout=120)[0] for job in jobs]
+    try:
+        outputs = [job.communicate(timeout=120)[0] for job in jobs]
+    finally:
+        for job in jobs:
+            job.kill()
     assert jobs[0].returncode == 0, outputs[0][-3000:]
     if ending == "leave":
         assert jobs[1].returncode == 0, outputs[1][-3000:]
