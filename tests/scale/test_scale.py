@@ -165,7 +165,9 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_completes(one_process, tmp_path)
     status, seconds, output = interrupt(tmp_path, "engine=zero3", "engine.checkpoint_steps=2", when=at,
                                         sig=signal.SIGKILL, who="1", ranks=2)  # fmt: skip
     assert status != 0 and seconds < 120, output[-3000:]
-    assert re.search(r"rank 0 of 2: stage train/base-\w+ failed", output)  # the survivor names the stage
+    # the survivor names the stage: its collective fails on the dropped connection, or torchrun's SIGTERM (sent on
+    # seeing rank 1 die) reaches it first, outside a collective
+    assert re.search(r"rank 0 of 2: (stage|SIGTERM received: stopped in stage) train/base-\w+", output)
     assert re.search(r"rank\s+: 1 \(local_rank: 1\)", output)  # torchrun names the rank that died
     rerun = run(tmp_path, "engine=zero3", "engine.checkpoint_steps=2", ranks=2)
     assert "resuming from" in rerun
