@@ -49,6 +49,7 @@ def main() -> None:
         return
     env = dict(os.environ, OMP_NUM_THREADS="1", GLIBC_TUNABLES=MALLOC_TUNABLES)
     trials: dict[str, list[dict[str, Any]]] = {"every": [], "labelled": []}  # which positions the head scores
+    label = {"every": "every position scored", "labelled": "the labelled positions scored"}
     for run in range(args.runs):
         order = list(trials) if run % 2 == 0 else list(trials)[::-1]  # each goes first in turn
         for name in order:
@@ -56,11 +57,11 @@ def main() -> None:
             out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout
             trials[name].append(json.loads(out.strip().splitlines()[-1]))
             t, model = trials[name][-1], trials[name][-1]["model"]
-            print(f"round {run + 1}, {name} positions scored: {t['seconds']:.1f} s, train loss "
+            print(f"round {run + 1}, {label[name]}: {t['seconds']:.1f} s, train loss "
                   f"{model['train_loss']:.10f}, held-out {model['heldout_curve'][-1]:.8f}", flush=True)  # fmt: skip
     medians = {name: statistics.median(t["seconds"] for t in runs) for name, runs in trials.items()}
     for name, median in medians.items():
-        print(f"{name} positions scored: median {median:.1f} s over {args.runs} runs")
+        print(f"{label[name]}: median {median:.1f} s over {args.runs} runs")
     every, labelled = trials["every"][0]["model"], trials["labelled"][0]["model"]
     print(f"ratio: {medians['labelled'] / medians['every']:.3f}; train loss apart by "
           f"{abs(every['train_loss'] - labelled['train_loss']):.1e}, held-out by "

@@ -75,8 +75,8 @@ def score_label_positions_only() -> None:
     Elsewhere it scores every position, because on a compiling device (Neuron) a varying number of positions
     would recompile its tiles at every batch. A CPU compiles nothing, and in the embedded base stage only 29% of
     the positions carry a label (prompts of 38.5 tokens, answers of 25.8, and padding): scoring those alone took
-    200 base-stage steps from 21.0 to 18.6 s (docs/benchmarks.md). The sums are the same; their rounding is not,
-    as any change of shapes does.
+    200 base-stage steps from 30.6 to 25.1 s (bench/fused_head.py). The sums are the same; their rounding differs,
+    as with any change of shapes, so the trained models differ at float level.
 
     By hand because TRL has no option for it: the choice is its private `_use_triton`, which the fused head's
     module (`trl.trainer.utils`) imported by name. Rebinding it there changes only that choice: the kernels keep
