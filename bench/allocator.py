@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,22 @@ def trial(steps: int) -> dict[str, Any]:
             "model": {key: trained.stats[key] for key in ("steps", "train_loss", "heldout_curve")}}  # fmt: skip
 
 
+def side_by_side(arms: dict[str, tuple[list[str], dict[str, str]]], runs: int,
+                 show: Callable[[str, dict[str, Any]], str]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Each arm's trial (`python <args>` under its environment, printing its result as JSON on its last line) in a
+    fresh process, `runs` rounds, the arms taking turns within each round (each goes first in turn) so that a drift
+    in the machine's speed falls on all alike; prints each trial as `show` words it. The trials by arm."""
+    trials: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
+    for run in range(runs):
+        order = list(arms.items())
+        for name, (args, env) in order if run % 2 == 0 else order[::-1]:
+            out = subprocess.run([sys.executable, *args], env=env, check=True, capture_output=True, text=True,
+                                 cwd=ROOT).stdout  # fmt: skip
+            trials[name].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"round {run + 1}, {show(name, trials[name][-1])}", flush=True)
+    return trials
+
+
 def main() -> None:
     from spin_bench.paths import MALLOC_TUNABLES
 
@@ -70,16 +87,10 @@ def main() -> None:
         return
     base_env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"} | {"OMP_NUM_THREADS": "1"}
     settings = {"glibc defaults": base_env, "spin-bench's": base_env | {"GLIBC_TUNABLES": MALLOC_TUNABLES}}
-    trials: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
-    for run in range(args.runs):
-        order = list(settings.items())
-        for name, env in order if run % 2 == 0 else order[::-1]:  # each setting goes first in turn
-            command = [sys.executable, __file__, "--steps", str(args.steps), "--trial"]
-            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-            trials[name].append(json.loads(out.strip().splitlines()[-1]))
-            t = trials[name][-1]
-            print(f"round {run + 1}, {name}: {t['seconds']:.1f} s, {t['page_faults']:,} page faults, "
-                  f"{t['system_s']:.1f} s system time", flush=True)  # fmt: skip
+    command = [__file__, "--steps", str(args.steps), "--trial"]
+    trials = side_by_side({name: (command, env) for name, env in settings.items()}, args.runs,
+                          lambda name, t: f"{name}: {t['seconds']:.1f} s, {t['page_faults']:,} page faults, "
+                                          f"{t['system_s']:.1f} s system time")  # fmt: skip
     models = {json.dumps(t["model"], sort_keys=True) for runs in trials.values() for t in runs}
     if len(models) != 1:
         sys.exit(f"the settings trained different models: {sorted(models)}")

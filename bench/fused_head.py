@@ -17,18 +17,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
+import allocator  # noqa: E402 - bench/ is no package: its siblings import once it is on the path
 
 
 def trial(steps: int, compact: bool) -> dict[str, Any]:
-    import allocator
-
     import spin_bench.engine.train as train
 
     if not compact:
@@ -48,17 +45,12 @@ def main() -> None:
         print(json.dumps(trial(args.steps, compact=args.trial == "labelled")))
         return
     env = dict(os.environ, OMP_NUM_THREADS="1", GLIBC_TUNABLES=MALLOC_TUNABLES)
-    trials: dict[str, list[dict[str, Any]]] = {"every": [], "labelled": []}  # which positions the head scores
-    label = {"every": "every position scored", "labelled": "the labelled positions scored"}
-    for run in range(args.runs):
-        order = list(trials) if run % 2 == 0 else list(trials)[::-1]  # each goes first in turn
-        for name in order:
-            command = [sys.executable, __file__, "--steps", str(args.steps), "--trial", name]
-            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-            trials[name].append(json.loads(out.strip().splitlines()[-1]))
-            t, model = trials[name][-1], trials[name][-1]["model"]
-            print(f"round {run + 1}, {label[name]}: {t['seconds']:.1f} s, train loss "
-                  f"{model['train_loss']:.10f}, held-out {model['heldout_curve'][-1]:.8f}", flush=True)  # fmt: skip
+    label = {"every": "every position scored", "labelled": "the labelled positions scored"}  # by the head
+    arms = {name: ([__file__, "--steps", str(args.steps), "--trial", name], env) for name in label}
+    trials = allocator.side_by_side(arms, args.runs,
+                                    lambda name, t: f"{label[name]}: {t['seconds']:.1f} s, train loss "
+                                                    f"{t['model']['train_loss']:.10f}, held-out "
+                                                    f"{t['model']['heldout_curve'][-1]:.8f}")  # fmt: skip
     medians = {name: statistics.median(t["seconds"] for t in runs) for name, runs in trials.items()}
     for name, median in medians.items():
         print(f"{label[name]}: median {median:.1f} s over {args.runs} runs")
