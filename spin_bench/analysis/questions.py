@@ -13,22 +13,28 @@ a difference the study could have missed). Verdicts never look at point estimate
 
 Beside them, a question each arm answers of itself: did it learn its own objective? At each scored
 iteration, its held-out objective (the preference arms: held-out reward accuracy, against chance; the others:
-the held-out real answers' log-probability against the base model's), mean and CI across seeds, read the same
-way.
+the held-out real answers' log-probability against the base model's) is read two ways. Across seeds: mean and
+CI, read the same way as the questions (does the arm learn, whichever base model it starts from?). Within each
+seed: the trained model's own CI over its held-out items (does this model do better than learning nothing on
+items it never saw?), and how many seeds' models learned. The first asks more: with 3 seeds its t quantile is
+4.3, and the base models differ. Both are reported, neither replaces the other.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
 from spin_bench.analysis.stats import (
     BASE_COLUMNS,
     ablation_axes,
     mean_ci,
+    missing,
     score_table,
     ttest_paired,
     variant_keys,
@@ -60,56 +66,117 @@ class Objective:
     text: str
     null: float  # the value of an arm that learned nothing
     unit: str
+    items: str  # diagnostics key: how many held-out items one model's value is over
+    se: str | None = None  # diagnostics key of its standard error over them; None: the value is a share of them
 
 
 # An arm's own objective: the first of these it logged (the preference arms log both: theirs is the accuracy)
 OBJECTIVES = [
-    Objective("heldout/rewards/accuracies", "held-out reward accuracy", 0.5, " (chance: 0.5)"),
-    Objective("heldout_real/logp_vs_base", "held-out real answers' log p - the base model's", 0.0, " (nats)"),
-]
-LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", "ci_high", "verdict"]
+    Objective("heldout/rewards/accuracies", "held-out reward accuracy", 0.5, " (chance: 0.5)",
+              items="heldout/pairs/scored"),
+    Objective("heldout_real/logp_vs_base", "held-out real answers' log p - the base model's", 0.0, " (nats)",
+              items="heldout_real/answers", se="heldout_real/logp_vs_base_se"),
+]  # fmt: skip
+LEARNING_COLUMNS = ["variant", "iteration", "objective", "n", "mean", "ci_low", "ci_high", "verdict", "seeds_tested",
+                    "seeds_learned", "seeds_wrong_way"]  # fmt: skip
+SEED_COLUMNS = ["variant", "iteration", "seed", "objective", "value", "items", "ci_low", "ci_high", "verdict"]
+
+
+def model_interval(objective: Objective, run: Mapping[str, Any], level: float = 0.95) -> tuple[float, float]:
+    """The CI of one trained model's held-out objective over its own held-out items: for a share (the reward
+    accuracy, k of n pairs) the exact binomial interval (Clopper-Pearson), for a mean change (log p) Student t
+    from its standard error over the answers. NaN, NaN when the run did not log how many items (runs from before
+    it was) or scored fewer than 2."""
+    value, n = run.get(objective.key, math.nan), run.get(objective.items, math.nan)
+    if missing(value) or missing(n) or n < 2:
+        return math.nan, math.nan
+    if objective.se is None:
+        # TRL's mean over the n pairs: k = value * n, rounded off float32's last digits (on P processes accelerate
+        # repeats up to P - 1 pairs to even the batches, which moves value * n by less than P - 1)
+        interval = stats.binomtest(round(value * n), int(n)).proportion_ci(level, method="exact")
+        return float(interval.low), float(interval.high)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * run[objective.se]
+    return value - half, value + half
+
+
+def read(low: float, high: float, null: float) -> str:
+    """A learning verdict from a CI: "learned" (above what learning nothing gives), "went the wrong way" (below
+    it), "not detected" (it spans it), or "untested" (no CI)."""
+    if math.isnan(low) or math.isnan(high):
+        return "untested"
+    return "learned" if low > null else "went the wrong way" if high < null else "not detected"
+
+
+def _objectives(diagnostics: pd.DataFrame) -> Iterator[tuple[str, Objective, pd.DataFrame]]:
+    """Per variant with a held-out objective: its label, that objective, and its scored runs after iteration 0
+    (an iteration whose held-out pairs were all degenerate scored none)."""
+    keys = variant_keys(diagnostics)
+    for values, runs in diagnostics[diagnostics["iteration"] > 0].groupby(keys, dropna=False):
+        objective = next((o for o in OBJECTIVES if o.key in runs and runs[o.key].notna().any()), None)
+        if objective is not None:
+            label = variant_label(keys, values if isinstance(values, tuple) else (values,))
+            yield label, objective, runs.dropna(subset=[objective.key])
+
+
+def seed_learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per variant, iteration and seed: its trained model's held-out objective, the items it is over, that
+    model's own CI (`model_interval`) and its verdict (`read`) (SEED_COLUMNS)."""
+    rows = []
+    for label, objective, scored in _objectives(diagnostics):
+        for run in scored.sort_values(["iteration", "seed"]).to_dict("records"):
+            low, high = model_interval(objective, run, level)
+            items = run.get(objective.items)
+            rows.append({"variant": label, "iteration": int(run["iteration"]), "seed": run["seed"],
+                         "objective": objective.key, "value": run[objective.key],
+                         "items": math.nan if missing(items) else int(items), "ci_low": low, "ci_high": high,
+                         "verdict": read(low, high, objective.null)})  # fmt: skip
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
 def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per variant and iteration with a value: its own held-out objective (OBJECTIVES), mean and CI across seeds,
-    and the CI's verdict: "learned" (above what learning nothing gives), "went the wrong way" (below it), or "not
-    detected" (LEARNING_COLUMNS). Every iteration, as the paper's questions are answered per iteration: each
-    iteration of a preference arm learns from its own pairs against its own reference, and SPIN's theory expects
-    the later ones to find less to learn."""
-    keys = variant_keys(diagnostics)
+    """Per variant and iteration with a value: its own held-out objective (OBJECTIVES), mean and CI across seeds
+    and the CI's verdict (`read`), and of its seeds' models how many could be tested on their own held-out items,
+    learned, and went the wrong way (`seed_learning_table`) (LEARNING_COLUMNS). Every iteration, as the paper's
+    questions are answered per iteration: each iteration of a preference arm learns from its own pairs against
+    its own reference, and SPIN's theory expects the later ones to find less to learn."""
+    seeds = seed_learning_table(diagnostics, level)
     rows = []
-    for values, runs in diagnostics[diagnostics["iteration"] > 0].groupby(keys, dropna=False):
-        objective = next((o for o in OBJECTIVES if o.key in runs and runs[o.key].notna().any()), None)
-        if objective is None:
-            continue
-        scored = runs.dropna(subset=[objective.key])  # an iteration whose held-out pairs were all degenerate: none
-        label = variant_label(keys, values if isinstance(values, tuple) else (values,))
+    for label, objective, scored in _objectives(diagnostics):
         for iteration, ci in mean_ci(scored, ["iteration"], objective.key, level).iterrows():
             tested = ci.n >= 2 and not math.isnan(ci.ci_low)
             low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
-            said = (
-                "learned" if low > objective.null else "went the wrong way" if high < objective.null else "not detected"
-            )
+            models = seeds[(seeds["variant"] == label) & (seeds["iteration"] == iteration)]["verdict"]
             rows.append({"variant": label, "iteration": int(iteration), "objective": objective.key, "n": int(ci.n),
-                         "mean": ci["mean"], "ci_low": low, "ci_high": high,
-                         "verdict": said if tested else "untested"})  # fmt: skip
+                         "mean": ci["mean"], "ci_low": low, "ci_high": high, "verdict": read(low, high, objective.null),
+                         "seeds_tested": int((models != "untested").sum()),
+                         "seeds_learned": int((models == "learned").sum()),
+                         "seeds_wrong_way": int((models == "went the wrong way").sum())})  # fmt: skip
     return pd.DataFrame(rows, columns=LEARNING_COLUMNS)
 
 
 def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
-    """Whether each arm learned its own objective, one sentence per arm, its iterations in turn (`learning_table`)."""
+    """Whether each arm learned its own objective, one sentence per arm, its iterations in turn (`learning_table`):
+    across seeds, then how many seeds' models learned it by their own CI."""
     out = []
     for variant, rows in learned.groupby("variant", sort=False):
         first = rows.iloc[0]
         objective = next(o for o in OBJECTIVES if o.key == first.objective)
         n = int(rows["n"].max())
+        within = bool(rows["seeds_tested"].any())
         each = [f"iteration {r.iteration}: {r.mean:.3f}"
                 + ("" if r.verdict == "untested" else f" [{r.ci_low:.3f}, {r.ci_high:.3f}]") + f", {r.verdict}"
                 + (f" ({r.n} seed{'s' if r.n != 1 else ''})" if r.n != n else "")  # fewer: early stop, degenerate pairs
+                + (f", {_models(r)}" if within else "")
                 for r in rows.itertuples()]  # fmt: skip
+        how = f", and how many seeds' models learned it by their own {level:.0%} CI over their held-out items" * within
         out.append(f"{variant} (did it learn its objective?): {objective.text}{objective.unit}, mean over {n} "
-                   f"seed{'s' if n != 1 else ''} with {level:.0%} CI: {'; '.join(each)}.")  # fmt: skip
+                   f"seed{'s' if n != 1 else ''} with {level:.0%} CI{how}: {'; '.join(each)}.")  # fmt: skip
     return out
+
+
+def _models(row: Any) -> str:
+    said = f"{row.seeds_learned} of {row.seeds_tested} seeds' models learned"
+    return said + (f", {row.seeds_wrong_way} went the wrong way" if row.seeds_wrong_way else "")
 
 
 def base_sentence(bases: pd.DataFrame) -> str:

@@ -21,7 +21,14 @@ import pandas as pd
 
 from spin_bench.analysis.load import load_diagnostics, load_results, tidy
 from spin_bench.analysis.plots import plot_ablation, plot_diagnostics, plot_scores, png_bytes
-from spin_bench.analysis.questions import answer_table, base_sentence, learning_sentences, learning_table, sentences
+from spin_bench.analysis.questions import (
+    answer_table,
+    base_sentence,
+    learning_sentences,
+    learning_table,
+    seed_learning_table,
+    sentences,
+)
 from spin_bench.analysis.stats import (
     ablation_axes,
     ablation_table,
@@ -61,8 +68,13 @@ LEARNING = (
     "objective: the preference arms' held-out reward accuracy (over the held-out pairs whose answers differ; "
     "chance: 0.5), the others' held-out real answers' log-probability minus the base model's (nats per answer; "
     "learning nothing: 0). `learned`: the CI lies above that value; `went the wrong way`: below it; `not "
-    "detected`: it spans it."
+    "detected`: it spans it. Then the same verdict for each seed's trained model, from its own 95% CI over its "
+    "held-out items (the accuracy: exact binomial over its pairs; the log p change: Student t over the answers, "
+    "each scored by the model and its base model): `seeds_learned` of `seeds_tested` (the per-seed table below). "
+    "The across-seed CI asks whether the arm learns whichever base model it starts from; the per-seed one, "
+    "whether that seed's model does better than learning nothing on items it never saw."
 )
+SEEDS = "Each seed's trained model: its held-out objective, [its 95% CI over its own held-out items], verdict."
 OBJECTIVES = (
     "Each arm's held-out objectives and diagnostics: mean ± 95% CI across seeds, per iteration (0: the base "
     "model). `heldout_real logp_vs_base`: log-probability of held-out real answers (the world's `valid` split, "
@@ -146,8 +158,11 @@ def render(paths: Sequence[Path], html_page: bool = False) -> tuple[str, dict[st
         items: list[tuple[str, str]] = []
         if len(learning):
             said = learning_sentences(learning)
-            items += [("text", LEARNING), ("text", "\n\n".join(said)), ("table", _text(learning))]
+            items += [("text", LEARNING), ("text", "\n\n".join(said)), ("table", _text(learning, 3))]
             printed.append("\n".join(said))
+            seeds = seed_learning_table(diagnostics)
+            if (seeds["verdict"] != "untested").any():
+                items += [("text", SEEDS), ("table", _text(_by_seed(seeds)))]
         learned = objective_table(diagnostics)
         if len(learned):
             objectives = _text(format_intervals(learned, 3))  # nats and shares: 1 decimal would read 0.0 ± 0.0
@@ -175,6 +190,14 @@ def write_report(study_dir: Path) -> str:
     summary, files = render([study_dir])
     write_files(study_dir, files)
     return summary
+
+
+def _by_seed(seeds: pd.DataFrame) -> pd.DataFrame:
+    """`seed_learning_table` as a wide text table: rows (variant, iteration), one column per seed."""
+    cells = [f"{r.value:.3f}" + ("" if r.verdict == "untested" else f" [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}")
+             for r in seeds.itertuples()]  # fmt: skip
+    wide = seeds.assign(cell=cells).pivot(index=["variant", "iteration"], columns="seed", values="cell")
+    return wide.rename(columns=lambda seed: f"seed {seed}").fillna("")
 
 
 def _text(frame: pd.DataFrame, decimals: int = 2) -> str:

@@ -37,7 +37,7 @@ def variant_keys(frame: pd.DataFrame) -> list[str]:
 def variant_label(keys: Sequence[str], values: Sequence) -> str:
     """`spin beta=0.05` (or `beta: spin beta=0.05` with a study key); axes without a value are left out."""
     named = dict(zip(keys, values, strict=True))
-    axes = [f"{k}={format_value(v)}" for k, v in named.items() if k not in ("study", "method") and not _missing(v)]
+    axes = [f"{k}={format_value(v)}" for k, v in named.items() if k not in ("study", "method") and not missing(v)]
     label = " ".join([named["method"], *axes])
     return f"{named['study']}: {label}" if "study" in named else label
 
@@ -131,7 +131,7 @@ def paired_test(
         for label, values, at, a in _variants(runs, treatment, axes, iteration):
             for baseline in baselines:
                 for b_label, b_values, b_at, b in _variants(runs, baseline, axes, iteration):
-                    if any(not _missing(v) and (_missing(values[k]) or v != values[k]) for k, v in b_values.items()):
+                    if any(not missing(v) and (missing(values[k]) or v != values[k]) for k, v in b_values.items()):
                         continue  # another setting of an axis both have: not the same experiment
                     compared = {"study": study, "treatment": label, "baseline": b_label, "iteration": at}
                     rows.append(compared | {"baseline_iteration": b_at} | ttest_paired(a, b, level))
@@ -196,7 +196,8 @@ def _long(table: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["score"])
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """A frame cell or record value that holds nothing: None, pandas' NA or a float NaN."""
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 

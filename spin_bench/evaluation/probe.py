@@ -5,7 +5,9 @@ answers of a preference pair look to it. Diagnostics (diagnostics.jsonl, W&B, th
   log-probability of each answer, the mean entropy of the next-token distribution over its tokens, and the
   entropy and probability of the true token at the final-answer tokens (the number after "#### "). Under a
   preference loss the log-probability of the real answers can fall while the reward accuracy rises (likelihood
-  displacement, Razin et al. 2024); these numbers show it directly.
+  displacement, Razin et al. 2024); these numbers show it directly. `relative_to` turns the log-probabilities
+  into their change since the base model, answer by answer, with its standard error over the answers: SFT's
+  held-out objective, testable within one trained model (spin_bench.analysis.questions).
 - `pair_similarity`: per pair, the CHES score of Razin et al. 2024 (Centered Hidden Embedding Similarity):
   with h+ and h- the sums of the last layer's hidden states that predict the chosen and the rejected answer's
   tokens, CHES = <h+, h-> - ||h+||^2; the length-normalised form uses the means instead of the sums. The higher
@@ -17,6 +19,7 @@ Written by hand: neither TRL nor lm-eval computes these. Both are cached stages 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,10 @@ ANSWER_LINE = "#### "
 
 
 def answer_probe(checkpoint: str, rows: Sequence[Mapping[str, str]], loading: Loading,
-                 cache_dir: Path) -> dict[str, float]:  # fmt: skip
+                 cache_dir: Path) -> dict[str, Any]:  # fmt: skip
     """Means over `rows` (`{prompt, response}`) of `logp` (summed over the answer's tokens and its end), `entropy`
     (nats per answer token), and at the final-answer tokens `answer_entropy` and `answer_p` (the probability of
-    the true token; NaN without a "#### " line)."""
+    the true token; NaN without a "#### " line); and `logp_rows`, each row's `logp` in order."""
 
     def build(work: Path) -> None:
         model, tokenizer = load_for_inference(checkpoint, loading)
@@ -47,29 +50,40 @@ def answer_probe(checkpoint: str, rows: Sequence[Mapping[str, str]], loading: Lo
                 per_row.append({"logp": float(logp.sum()), "entropy": float(entropy.mean()),
                                 "answer_entropy": float(entropy[answer].mean()) if found else math.nan,
                                 "answer_p": float(logp[answer].exp().mean()) if found else math.nan})  # fmt: skip
-        atomic_write_json(work / "probe.json", {k: _mean(r[k] for r in per_row) for k in per_row[0]})
+        means = {k: _mean(r[k] for r in per_row) for k in per_row[0]}
+        atomic_write_json(work / "probe.json", means | {"logp_rows": [r["logp"] for r in per_row]})
 
     inputs = {
         "checkpoint": checkpoint_fingerprint(checkpoint),
         "loading": loading.spec(),
         "rows": content_hash(list(rows)),
+        "per_row": ["logp"],  # probes cached before each row's logp was kept lack it: recomputed
     }
-    probed: dict[str, float] = read_json(run_stage(cache_dir, "probe", inputs, build) / "probe.json")
+    probed: dict[str, Any] = read_json(run_stage(cache_dir, "probe", inputs, build) / "probe.json")
     return probed
 
 
-def probe(checkpoint: str, rows: Sequence[Mapping[str, str]], loading: Loading, cache_dir: Path) -> dict[str, float]:
-    """`answer_probe` as diagnostics (`heldout_real/<key>`); none without rows."""
+def probe(checkpoint: str, rows: Sequence[Mapping[str, str]], loading: Loading, cache_dir: Path) -> dict[str, Any]:
+    """`answer_probe` as `heldout_real/<key>`, for `relative_to`; none without rows."""
     probed = answer_probe(checkpoint, rows, loading, cache_dir) if rows else {}
     return {f"heldout_real/{k}": v for k, v in probed.items()}
 
 
-def relative_to(probed: dict[str, float], base: dict[str, float]) -> dict[str, float]:
-    """`probed` with `heldout_real/logp_vs_base`: the change in the held-out real answers' log-probability since
-    the base model (nats per answer; negative: the model now finds them less likely)."""
+def relative_to(probed: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """A `probe` of a checkpoint as diagnostics, against the base model's `probe` of the same answers: its means,
+    and `heldout_real/logp_vs_base`, the change in the held-out real answers' log-probability since the base
+    model (nats per answer, the mean over answers; negative: the model now finds them less likely), with
+    `heldout_real/logp_vs_base_se`, that mean's standard error over the answers (each answer scored by both
+    models: a paired difference), and `heldout_real/answers`, their count. Each row's logp is left out."""
     if not probed:
-        return probed
-    return probed | {"heldout_real/logp_vs_base": probed["heldout_real/logp"] - base["heldout_real/logp"]}
+        return {}
+    mine, theirs = probed["heldout_real/logp_rows"], base["heldout_real/logp_rows"]
+    change = [a - b for a, b in zip(mine, theirs, strict=True)]
+    n = len(change)
+    se = statistics.stdev(change) / math.sqrt(n) if n >= 2 else math.nan
+    means = {k: v for k, v in probed.items() if k != "heldout_real/logp_rows"}
+    return means | {"heldout_real/logp_vs_base": statistics.fmean(change), "heldout_real/logp_vs_base_se": se,
+                    "heldout_real/answers": n}  # fmt: skip
 
 
 def pair_similarity(checkpoint: str, pairs: Sequence[Mapping[str, str]], loading: Loading,

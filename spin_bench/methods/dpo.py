@@ -32,7 +32,7 @@ class Dpo:
         recipe = budgeted(config, inputs.t, len(real))
         pairs = round_rows(pairs, config, inputs.t, len(real))
         trained = stages.train("dpo", inputs.checkpoints[-1], pairs, recipe, config.loss(), heldout)
-        diagnostics = {"steps_budget": recipe.max_steps, "pairs": len(pairs)}
+        diagnostics = {"steps_budget": recipe.max_steps, "pairs": len(pairs), "heldout/pairs/scored": len(heldout)}
         return iteration(trained, diagnostics | heldout_similarity(stages, inputs.checkpoints[-1], heldout))
 
 

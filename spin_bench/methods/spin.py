@@ -93,10 +93,11 @@ def informative(heldout: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 
 
 def heldout_diagnostics(stages: Stages, checkpoint: str, heldout: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The held-out pairs' CHES under the model the iteration starts from, and how many of them are degenerate
-    (left out of the held-out reward accuracy)."""
+    """The held-out pairs' CHES under the model the iteration starts from, how many of them are degenerate (left
+    out of the held-out reward accuracy) and how many that accuracy is over (`heldout/pairs/scored`)."""
     degenerate_pairs = sum(degenerate(p) for p in heldout)
-    return heldout_similarity(stages, checkpoint, heldout) | {"heldout/pairs/degenerate": degenerate_pairs}
+    counts = {"heldout/pairs/degenerate": degenerate_pairs, "heldout/pairs/scored": len(heldout) - degenerate_pairs}
+    return heldout_similarity(stages, checkpoint, heldout) | counts
 
 
 def pair_diagnostics(pairs: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]],

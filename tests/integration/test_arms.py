@@ -67,13 +67,23 @@ def test_the_base_model_and_every_iteration_are_diagnosed(smoke):
     for method in METHODS:
         base, *iterations = diagnostics(smoke.root, method, base=True)
         assert base["iteration"] == 0 and base["heldout_real/logp_vs_base"] == 0.0
+        assert base["heldout_real/logp_vs_base_se"] == 0.0 and base["heldout_real/answers"] > 1
         assert base["base/epochs"] == len(base["base/heldout_curve"]) == 1  # smoke: a one-epoch cap
         assert base["base/plateaued"] is False  # one epoch cannot show a plateau
         for row in iterations:
             assert row["heldout_real/logp"] < 0 and row["heldout_real/logp_vs_base"] != 0.0
             assert 0.0 <= row["heldout_real/answer_p"] <= 1.0 and row["heldout_real/answer_entropy"] >= 0.0
+            # a per-answer change, paired with the base model's: answers move by different amounts
+            assert row["heldout_real/logp_vs_base_se"] > 0
+            assert row["heldout_real/answers"] == base["heldout_real/answers"]
             if method != "sft":
                 assert isinstance(row["heldout/pairs/ches"], float)
+                # the held-out accuracy is a share of exactly the scored pairs (what the per-seed binomial test reads)
+                scored = row["heldout/pairs/scored"]
+                assert scored == 8 - row.get("heldout/pairs/degenerate", 0)  # smoke: 8 held-out prompts
+                assert row["heldout/rewards/accuracies"] * scored == pytest.approx(
+                    round(row["heldout/rewards/accuracies"] * scored), abs=1e-4
+                )
             if method in ("spin", "epochs"):
                 assert 0.0 <= row["generated_correct"] <= 1.0
 

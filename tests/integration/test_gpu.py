@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -74,7 +74,7 @@ def test_inference_runs_on_the_gpu_and_answers_and_scores_as_the_cpu_does(gpu_st
         used.setdefault(name, []).append(torch.cuda.max_memory_allocated() - before)
         return out
 
-    def inference() -> tuple[list[str], dict[str, float], dict[tuple[str, str], float]]:
+    def inference() -> tuple[list[str], dict[str, Any], dict[tuple[str, str], float]]:
         prompts = [r["question"] for r in world.rows("test")]
         held_out = [{"prompt": r["question"], "response": r["solution"]} for r in world.rows("valid")]
         tasks = task_dir(config.evaluation, world, config.paths.cache_dir)
@@ -92,7 +92,9 @@ def test_inference_runs_on_the_gpu_and_answers_and_scores_as_the_cpu_does(gpu_st
     # different kernel may break the other way (at most one answer in 16 here), and log-probs to float rounding
     same = sum(a == b for a, b in zip(on_gpu[0], on_cpu[0], strict=True))
     assert same >= len(on_cpu[0]) - 1, (on_gpu[0], on_cpu[0])
+    rows_gpu, rows_cpu = on_gpu[1].pop("logp_rows"), on_cpu[1].pop("logp_rows")  # approx takes no nesting
     assert on_gpu[1] == pytest.approx(on_cpu[1], rel=1e-4, abs=1e-4)
+    assert rows_gpu == pytest.approx(rows_cpu, rel=1e-4, abs=1e-4)
     assert on_gpu[2].keys() == on_cpu[2].keys()
     for key, value in on_cpu[2].items():
         assert abs(on_gpu[2][key] - value) <= 1 / 16 + 1e-9, key

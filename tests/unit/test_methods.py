@@ -171,7 +171,7 @@ def test_a_spin_iteration_generates_with_every_model_of_its_history_and_trains_o
     assert result.diagnostics["train/rewards/margins"] == pytest.approx(0.4)
     assert result.diagnostics["train_last/rewards/margins"] == 0.6
     assert stages.compared == [("p1", 2)] and result.diagnostics["heldout/pairs/ches"] == 1.5
-    assert result.diagnostics["heldout/pairs/degenerate"] == 0
+    assert result.diagnostics["heldout/pairs/degenerate"] == 0 and result.diagnostics["heldout/pairs/scored"] == 2
 
 
 @pytest.mark.parametrize("kind", ["spin", "epochs"])
@@ -186,7 +186,7 @@ def test_heldout_pairs_whose_answers_are_equal_are_counted_and_not_scored(tmp_pa
     result = method_for(kind).iterate(config.at(0), IterationInputs(World(tmp_path / "world"), ("p0",)), stages)
     (call,) = stages.trained
     assert [p["id"] for p in call["heldout"]] == ["s8"]
-    assert result.diagnostics["heldout/pairs/degenerate"] == 1
+    assert result.diagnostics["heldout/pairs/degenerate"] == 1 and result.diagnostics["heldout/pairs/scored"] == 1
     assert stages.compared == [("p0", 2)]  # CHES over every held-out pair
 
 
@@ -228,7 +228,7 @@ def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
     for kind in ("sft", "dpo"):
         stages = RecordingStages()
         config = method(tmp_path, f"method={kind}", *ITERATION)
-        method_for(kind).iterate(config.at(1), IterationInputs(world, ("p0", "p1")), stages)
+        result = method_for(kind).iterate(config.at(1), IterationInputs(world, ("p0", "p1")), stages)
         (call,) = stages.trained
         budgets[kind] = call["recipe"].max_steps
         assert stages.generated == [] and call["start"] == "p1"
@@ -236,7 +236,7 @@ def test_the_baselines_train_as_many_steps_on_their_own_data(tmp_path, world):
             assert call["loss"] is None and [r["response"] for r in call["rows"]] == [f"a{i}" for i in range(8)]
         else:
             assert call["loss"].beta == 0.1 and [r["id"] for r in call["heldout"]] == ["d8", "d9"]
-            assert stages.compared == [("p1", 2)]
+            assert stages.compared == [("p1", 2)] and result.diagnostics["heldout/pairs/scored"] == 2
     assert budgets == {"sft": 4, "dpo": 4}  # SPIN's: 8 prompts x 2 iterations of history / batch 4
 
 

@@ -3,6 +3,7 @@ forward pass, whatever the batching; the final-answer tokens are found; CHES of 
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -54,13 +55,30 @@ def test_answer_logps_match_an_independent_forward_pass_whatever_the_batch(check
 def test_the_probe_is_cached_and_relative_to_the_base_model(checkpoint, tmp_path):
     path, _, _, rows = checkpoint
     probed = probe(path, rows, Loading(), tmp_path)
-    assert set(probed) == {f"heldout_real/{k}" for k in ("logp", "entropy", "answer_entropy", "answer_p")}
+    means = {f"heldout_real/{k}" for k in ("logp", "entropy", "answer_entropy", "answer_p")}
+    assert set(probed) == means | {"heldout_real/logp_rows"}
     assert probed["heldout_real/logp"] < 0 and 0 < probed["heldout_real/answer_p"] < 1
+    assert probed["heldout_real/logp"] == pytest.approx(sum(probed["heldout_real/logp_rows"]) / len(rows))
     assert answer_probe(path, rows, Loading(), tmp_path) == {k.split("/")[1]: v for k, v in probed.items()}
     assert len([p for p in (tmp_path / "probe").iterdir() if p.is_dir()]) == 1  # computed once
-    shifted = {**probed, "heldout_real/logp": probed["heldout_real/logp"] - 2.5}
-    assert relative_to(shifted, probed)["heldout_real/logp_vs_base"] == pytest.approx(-2.5)
     assert probe(path, [], Loading(), tmp_path) == {} == relative_to({}, probed)
+
+
+def test_the_change_since_the_base_model_is_paired_answer_by_answer():
+    """The mean change and its standard error come from each answer's own change: answers that all move by 2.5
+    give a change known exactly, while the same mean from answers that move apart is uncertain."""
+    base = {"heldout_real/logp": -4.0, "heldout_real/logp_rows": [-3.0, -4.0, -5.0], "heldout_real/entropy": 0.2}
+    itself = relative_to(base, base)
+    assert itself == {"heldout_real/logp": -4.0, "heldout_real/entropy": 0.2, "heldout_real/logp_vs_base": 0.0,
+                      "heldout_real/logp_vs_base_se": 0.0, "heldout_real/answers": 3}  # fmt: skip
+    shifted = {**base, "heldout_real/logp": -6.5, "heldout_real/logp_rows": [-5.5, -6.5, -7.5]}
+    assert relative_to(shifted, base)["heldout_real/logp_vs_base"] == pytest.approx(-2.5)
+    assert relative_to(shifted, base)["heldout_real/logp_vs_base_se"] == pytest.approx(0.0)
+    spread = relative_to({**base, "heldout_real/logp_rows": [-3.5, -7.5, -8.5]}, base)  # changes -0.5, -3.5, -3.5
+    assert spread["heldout_real/logp_vs_base"] == pytest.approx(-2.5)
+    assert spread["heldout_real/logp_vs_base_se"] == pytest.approx(math.sqrt(3.0) / math.sqrt(3))  # sd sqrt(3)
+    with pytest.raises(ValueError):  # another set of answers than the base model's
+        relative_to({**base, "heldout_real/logp_rows": [-3.0, -4.0]}, base)
 
 
 def test_ches_is_zero_for_a_pair_with_itself_and_larger_for_alike_answers(checkpoint, tmp_path):

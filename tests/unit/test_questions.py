@@ -13,6 +13,7 @@ from spin_bench.analysis.questions import (
     base_sentence,
     learning_sentences,
     learning_table,
+    seed_learning_table,
     sentences,
     verdict,
 )
@@ -124,6 +125,41 @@ def test_each_arm_is_judged_on_its_own_objective_at_every_iteration():
                                                      for s in range(3)])])  # fmt: skip
     stopped.attrs["axes"] = []
     assert learning_table(stopped).set_index("variant").loc["spin", "iteration"] == 1
+
+
+def test_each_seeds_model_is_also_tested_on_its_own_heldout_items():
+    """Within a seed, a preference arm's accuracy is k of n held-out pairs: its exact binomial CI (checked against
+    the Beta quantiles that define it); SFT's change in log p has a Student t CI over the answers from its paired
+    standard error. The across-seed CI can span chance while every seed's model clears it."""
+    accuracies = [(0.612500011920929, 400), (0.5552, 349), (0.52, 100)]  # TRL's float32 mean of 245 of 400
+    rows = [{"study": "s", "method": "spin", "seed": s, "iteration": 1, "heldout/rewards/accuracies": a,
+             "heldout/pairs/scored": n} for s, (a, n) in enumerate(accuracies)]  # fmt: skip
+    rows += [{"study": "s", "method": "sft", "seed": s, "iteration": 1, "heldout_real/logp_vs_base": change,
+              "heldout_real/logp_vs_base_se": 0.005, "heldout_real/answers": 200}
+             for s, change in enumerate([0.02, 0.003, -0.02])]  # fmt: skip
+    rows += [{"study": "s", "method": "dpo", "seed": s, "iteration": 1, "heldout/rewards/accuracies": 0.7}
+             for s in range(3)]  # runs from before the counts were logged: no test within a seed  # fmt: skip
+    diagnostics = pd.DataFrame(rows)
+    diagnostics.attrs["axes"] = []
+    seeds = seed_learning_table(diagnostics).set_index(["variant", "seed"])
+    k, n = 245, 400
+    low, high = stats.beta.ppf(0.025, k, n - k + 1), stats.beta.ppf(0.975, k + 1, n - k)
+    assert seeds.loc[("spin", 0), ["ci_low", "ci_high"]].tolist() == pytest.approx([low, high])
+    assert list(seeds.loc["spin", "verdict"]) == ["learned", "learned", "not detected"]  # 194 of 349; 52 of 100
+    half = stats.t.ppf(0.975, 199) * 0.005
+    assert seeds.loc[("sft", 0), "ci_low"] == pytest.approx(0.02 - half)
+    assert list(seeds.loc["sft", "verdict"]) == ["learned", "not detected", "went the wrong way"]
+    assert set(seeds.loc["dpo", "verdict"]) == {"untested"}
+    table = learning_table(diagnostics).set_index("variant")
+    assert table.loc["spin", "verdict"] == "not detected"  # across seeds: 0.56 to 0.61, t with 2 df
+    assert table.loc["spin", ["seeds_tested", "seeds_learned", "seeds_wrong_way"]].tolist() == [3, 2, 0]
+    assert table.loc["sft", ["seeds_tested", "seeds_learned", "seeds_wrong_way"]].tolist() == [3, 1, 1]
+    assert table.loc["dpo", ["seeds_tested", "seeds_learned", "verdict"]].tolist() == [0, 0, "learned"]
+    said = dict(zip(["dpo", "sft", "spin"], learning_sentences(learning_table(diagnostics)), strict=True))
+    assert said["sft"].endswith(", not detected, 1 of 3 seeds' models learned, 1 went the wrong way.")
+    assert "how many seeds' models learned it by their own 95% CI" in said["spin"]
+    assert said["spin"].endswith(", 2 of 3 seeds' models learned.")
+    assert "seeds' models" not in said["dpo"]
 
 
 def test_each_base_model_is_listed_once_with_its_plateau():
