@@ -24,6 +24,7 @@ EXTRA = "arith_gen/exact_match,flexible-extract"  # logged by lm-eval, not a hea
 def write_run(study_dir: Path, method: str, seed: int, axes: dict[str, Any], iterations: int = 2) -> Path:
     run_dir = study_dir / run_name(method, axes, seed)
     rng = random.Random(f"{study_dir.name}/{run_dir.name}")
+    held = random.Random(f"{study_dir.name}/{run_dir.name}/held-out")
     identity = {"study": study_dir.name, "method": method, "seed": seed}
     rows, diagnostics = [], []
     for t in range(iterations + 1):
@@ -43,6 +44,11 @@ def write_run(study_dir: Path, method: str, seed: int, axes: dict[str, Any], ite
                         "train/rewards/margins")  # fmt: skip
                 diagnosed |= {key: rng.random() for key in keys}
                 diagnosed |= {"heldout/logps/chosen": -rng.random(), "heldout/logps/rejected": -2 * rng.random()}
+                # a share of its scored pairs, as TRL logs it (a stream of its own: the scores above stay as they were)
+                diagnosed |= {"heldout/rewards/accuracies": held.randint(40, 80) / 100, "heldout/pairs/scored": 100}
+            change = held.uniform(-0.05, 0.05)  # the held-out real answers' log p against the base model's
+            diagnosed |= {"heldout_real/logp_vs_base": change, "heldout_real/logp_vs_base_se": 0.01,
+                          "heldout_real/answers": 200}  # fmt: skip
             diagnostics.append({**identity, "iteration": t, **diagnosed})
     results_store(run_dir).upsert(rows)
     diagnostics_store(run_dir).upsert(diagnostics)

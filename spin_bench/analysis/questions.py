@@ -85,17 +85,22 @@ SEED_COLUMNS = ["variant", "iteration", "seed", "objective", "value", "items", "
 def model_interval(objective: Objective, run: Mapping[str, Any], level: float = 0.95) -> tuple[float, float]:
     """The CI of one trained model's held-out objective over its own held-out items: for a share (the reward
     accuracy, k of n pairs) the exact binomial interval (Clopper-Pearson), for a mean change (log p) Student t
-    from its standard error over the answers. NaN, NaN when the run did not log how many items (runs from before
-    it was) or scored fewer than 2."""
+    from its standard error over the answers. NaN, NaN (untested) when the run did not log how many items (runs
+    from before it was), scored fewer than 2, or its share is not k of n (below)."""
     value, n = run.get(objective.key, math.nan), run.get(objective.items, math.nan)
     if missing(value) or missing(n) or n < 2:
         return math.nan, math.nan
     if objective.se is None:
-        # TRL's mean over the n pairs: k = value * n, rounded off float32's last digits (on P processes accelerate
-        # repeats up to P - 1 pairs to even the batches, which moves value * n by less than P - 1)
-        interval = stats.binomtest(round(value * n), int(n)).proportion_ci(level, method="exact")
+        # TRL's mean over the n pairs is k / n in float32 (n * 6e-8 off at most). On P processes accelerate
+        # repeats up to P - 1 pairs to even the batches and TRL keeps them: then value * n is no whole number, k
+        # is unknown, and the model is left untested rather than given an interval over the wrong pairs.
+        k = round(value * n)
+        if abs(value * n - k) > 1e-3:
+            return math.nan, math.nan
+        interval = stats.binomtest(k, int(n)).proportion_ci(level, method="exact")
         return float(interval.low), float(interval.high)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * run[objective.se]
+    se = run.get(objective.se, math.nan)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
     return value - half, value + half
 
 
@@ -143,8 +148,7 @@ def learning_table(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFra
     rows = []
     for label, objective, scored in _objectives(diagnostics):
         for iteration, ci in mean_ci(scored, ["iteration"], objective.key, level).iterrows():
-            tested = ci.n >= 2 and not math.isnan(ci.ci_low)
-            low, high = (ci.ci_low, ci.ci_high) if tested else (math.nan, math.nan)
+            low, high = ci.ci_low, ci.ci_high  # NaN with one seed: untested
             models = seeds[(seeds["variant"] == label) & (seeds["iteration"] == iteration)]["verdict"]
             rows.append({"variant": label, "iteration": int(iteration), "objective": objective.key, "n": int(ci.n),
                          "mean": ci["mean"], "ci_low": low, "ci_high": high, "verdict": read(low, high, objective.null),
@@ -175,6 +179,8 @@ def learning_sentences(learned: pd.DataFrame, level: float = 0.95) -> list[str]:
 
 
 def _models(row: Any) -> str:
+    if not row.seeds_tested:
+        return "no seed's model tested"
     said = f"{row.seeds_learned} of {row.seeds_tested} seeds' models learned"
     return said + (f", {row.seeds_wrong_way} went the wrong way" if row.seeds_wrong_way else "")
 

@@ -193,11 +193,12 @@ def write_report(study_dir: Path) -> str:
 
 
 def _by_seed(seeds: pd.DataFrame) -> pd.DataFrame:
-    """`seed_learning_table` as a wide text table: rows (variant, iteration), one column per seed."""
+    """`seed_learning_table` as a wide text table: rows (variant, iteration), one column per seed; runs that share
+    all three (the same study read from two paths: a rerun beside the original) share a cell, joined by " | "."""
     cells = [f"{r.value:.3f}" + ("" if r.verdict == "untested" else f" [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}")
              for r in seeds.itertuples()]  # fmt: skip
-    wide = seeds.assign(cell=cells).pivot(index=["variant", "iteration"], columns="seed", values="cell")
-    return wide.rename(columns=lambda seed: f"seed {seed}").fillna("")
+    wide = seeds.assign(cell=cells).groupby(["variant", "iteration", "seed"], sort=False)["cell"].agg(" | ".join)
+    return wide.unstack("seed").rename(columns=lambda seed: f"seed {seed}").fillna("")
 
 
 def _text(frame: pd.DataFrame, decimals: int = 2) -> str:

@@ -3,16 +3,21 @@ read from the CI, questions without their arm said to be unanswered, and what ea
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from spin_bench.analysis.load import tidy
 from spin_bench.analysis.questions import (
+    OBJECTIVES,
     answer_table,
     base_sentence,
     learning_sentences,
     learning_table,
+    model_interval,
     seed_learning_table,
     sentences,
     verdict,
@@ -131,7 +136,7 @@ def test_each_seeds_model_is_also_tested_on_its_own_heldout_items():
     """Within a seed, a preference arm's accuracy is k of n held-out pairs: its exact binomial CI (checked against
     the Beta quantiles that define it); SFT's change in log p has a Student t CI over the answers from its paired
     standard error. The across-seed CI can span chance while every seed's model clears it."""
-    accuracies = [(0.612500011920929, 400), (0.5552, 349), (0.52, 100)]  # TRL's float32 mean of 245 of 400
+    accuracies = [(0.612500011920929, 400), (float(np.float32(194 / 349)), 349), (0.52, 100)]  # TRL's float32 means
     rows = [{"study": "s", "method": "spin", "seed": s, "iteration": 1, "heldout/rewards/accuracies": a,
              "heldout/pairs/scored": n} for s, (a, n) in enumerate(accuracies)]  # fmt: skip
     rows += [{"study": "s", "method": "sft", "seed": s, "iteration": 1, "heldout_real/logp_vs_base": change,
@@ -160,6 +165,19 @@ def test_each_seeds_model_is_also_tested_on_its_own_heldout_items():
     assert "how many seeds' models learned it by their own 95% CI" in said["spin"]
     assert said["spin"].endswith(", 2 of 3 seeds' models learned.")
     assert "seeds' models" not in said["dpo"]
+
+
+def test_a_share_that_is_no_whole_count_of_its_pairs_is_left_untested():
+    """float32's 7 of 10 reads 0.69999999 and is still 7; an accuracy over repeated pairs (accelerate's padding on
+    several processes: 245 of 401 against 400 pairs) is no k of n, so no interval is made up for it."""
+    spin = OBJECTIVES[0]
+    seven = model_interval(spin, {spin.key: float(np.float32(0.7)), spin.items: 10})
+    expected = stats.binomtest(7, 10).proportion_ci(0.95, method="exact")
+    assert seven == pytest.approx((expected.low, expected.high))
+    assert all(math.isnan(v) for v in model_interval(spin, {spin.key: 245 / 401, spin.items: 400}))
+    assert all(math.isnan(v) for v in model_interval(spin, {spin.key: 0.6, spin.items: 1}))  # one pair: no test
+    sft = OBJECTIVES[1]
+    assert all(math.isnan(v) for v in model_interval(sft, {sft.key: 0.1, sft.items: 200}))  # no standard error
 
 
 def test_each_base_model_is_listed_once_with_its_plateau():

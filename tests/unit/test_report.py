@@ -61,6 +61,10 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     assert "seed 1 1.900 -> 0.985 in 4 epochs" in printed and "## The base models" in report
     assert "spin (did it learn its objective?): held-out reward accuracy (chance: 0.5), mean over 2 seeds" in printed
     assert "Did each arm learn its own objective?" in report
+    seeds = report.split("Each seed's trained model: its held-out objective")[1].split("```")[1]
+    assert seeds.split("\n")[1].split() == ["seed", "seed", "0", "seed", "1"]  # a column per seed
+    assert " learned" in seeds or "not detected" in seeds
+    assert "seeds' models learned" in printed
     # the objectives (nats, shares) to 3 decimals in the report as printed, where 1 would read 0.0 +- 0.0
     objectives = format_intervals(objective_table(load_diagnostics(small_sweep / "methods")), 3)
     assert objectives.to_string() in report and objectives.to_string() in printed
@@ -75,6 +79,18 @@ def test_report_of_a_study_has_its_table_statistics_and_figures(small_sweep, tmp
     )
     html = (tmp_path / "report.html").read_text()
     assert html.count("src='data:image/png;base64,") == 2 and "SPIN vs baselines" in html
+
+
+def test_a_study_read_twice_shares_its_per_seed_cells(small_sweep, tmp_path):
+    """The same study from two paths (a rerun beside the original): one row per variant and iteration still, its
+    two runs of a seed in one cell."""
+    copy = tmp_path / "rerun" / "methods"
+    shutil.copytree(small_sweep / "methods", copy, ignore=shutil.ignore_patterns("wandb"))
+    assert main([str(small_sweep / "methods"), str(copy), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    seeds = report.split("Each seed's trained model: its held-out objective")[1].split("```")[1]
+    row = next(line for line in seeds.split("\n") if line.startswith("dpo"))
+    assert row.count(" | ") == 2  # seeds 0 and 1, each read twice
 
 
 def test_report_of_an_ablation_has_a_section_and_figure_per_axis(small_sweep, tmp_path):
