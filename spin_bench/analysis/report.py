@@ -74,7 +74,11 @@ LEARNING = (
     "The across-seed CI asks whether the arm learns whichever base model it starts from; the per-seed one, "
     "whether that seed's model does better than learning nothing on items it never saw."
 )
-SEEDS = "Each seed's trained model: its held-out objective, [its 95% CI over its own held-out items], verdict."
+SEEDS = (
+    "Each seed's trained model: its held-out objective, [its 95% CI over its own held-out items], verdict. Each "
+    "verdict is one test at 95%: a model that learned nothing reads `learned` with probability 2.5%, so among many "
+    "models a few such verdicts are expected by chance."
+)
 OBJECTIVES = (
     "Each arm's held-out objectives and diagnostics: mean ± 95% CI across seeds, per iteration (0: the base "
     "model). `heldout_real logp_vs_base`: log-probability of held-out real answers (the world's `valid` split, "
