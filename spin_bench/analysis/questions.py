@@ -192,8 +192,8 @@ def base_sentence(bases: pd.DataFrame) -> str:
         axes = [f"{k}={v}" for k, v in row.items() if k not in BASE_COLUMNS and not pd.isna(v)]
         gain = "" if pd.isna(row["recent_gain"]) else f", the last epochs gaining {row['recent_gain']:.4f}"
         who = " ".join([*axes, f"seed {row['seed']}"])
-        said.append(f"{who} {row['heldout_loss_first']:.3f} -> {row['heldout_loss_last']:.3f} in {row['epochs']} "
-                    f"epochs{gain}")  # fmt: skip
+        said.append(f"{who} {row['heldout_loss_first']:.3f} -> {row['heldout_loss_last']:.3f} in "
+                    f"{row['epochs_trained']} epochs{gain}")  # fmt: skip
     return (
         f"base models (did each finish its SFT?): {int(bases['plateaued'].sum())} of {len(bases)} met the "
         "plateau criterion (model.plateau); held-out SFT loss in nats per token, after the first epoch -> the "

@@ -222,13 +222,14 @@ def objective_table(
     return mean_ci(long, [*by, "column"], "value", level)
 
 
-BASE_COLUMNS = ["seed", "epochs", "heldout_loss_first", "heldout_loss_last", "recent_gain", "plateaued", "runs"]
+BASE_COLUMNS = ["seed", "epochs_trained", "heldout_loss_first", "heldout_loss_last", "recent_gain", "plateaued", "runs"]
 
 
 def base_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
     """One row per base model the runs started from (iteration 0's `base/` keys; runs of one seed and study share
     theirs): its seed, the ablation axes' values where every run that shares it has the same one (a model size;
-    not a learning rate, which only the arms see), the epochs its SFT took, its held-out SFT loss (nats per token)
+    not a learning rate, which only the arms see), the epochs its SFT took (`epochs_trained`: not `epochs`, the
+    label of a `model.base_sft.epochs` or `method.recipe.epochs` axis), its held-out SFT loss (nats per token)
     after the first and the last epoch, what the last `patience` epochs gained on the best before them, whether
     it met its plateau criterion, and how many runs start from it. Empty without `base/` keys (a given
     checkpoint, or runs made before they were logged)."""
@@ -242,8 +243,9 @@ def base_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
     ):
         shared = {k: runs[k].iloc[0] for k in by if k != "study" and runs[k].nunique(dropna=False) == 1}
         first = runs.iloc[0].to_dict()  # runs from before a key was logged lack it (docs/results.md)
-        rows.append({"study": study, **shared, "seed": seed, "epochs": len(curve), "heldout_loss_first": curve[0],
-                     "heldout_loss_last": curve[-1], "recent_gain": first.get("base/recent_gain", math.nan),
+        rows.append({"study": study, **shared, "seed": seed, "epochs_trained": len(curve),
+                     "heldout_loss_first": curve[0], "heldout_loss_last": curve[-1],
+                     "recent_gain": first.get("base/recent_gain", math.nan),
                      "plateaued": _true(first.get("base/plateaued")), "runs": len(runs)})  # fmt: skip
     keys = ["study"] if "study" in by else []
     axes = [k for k in by if k != "study" and any(k in r for r in rows)]

@@ -195,7 +195,7 @@ def test_each_base_model_is_listed_once_with_its_plateau():
     diagnostics.attrs["axes"] = ["model", "learning_rate"]
     table = base_table(diagnostics)
     assert list(table.columns) == ["model", *BASE_COLUMNS]
-    assert table[["model", "seed", "epochs", "plateaued", "runs"]].values.tolist() == [
+    assert table[["model", "seed", "epochs_trained", "plateaued", "runs"]].values.tolist() == [
         ["tiny", 0, 4, True, 2], ["tiny", 1, 3, False, 2], ["tiny_l", 0, 3, False, 2]
     ]  # fmt: skip
     assert table["heldout_loss_first"].tolist() == [2.0, 2.1, 1.9]
@@ -209,3 +209,19 @@ def test_each_base_model_is_listed_once_with_its_plateau():
     old = diagnostics.drop(columns=["base/recent_gain", "base/plateaued"])
     assert base_table(old)["recent_gain"].isna().all() and not base_table(old)["plateaued"].any()
     assert base_sentence(base_table(old)).endswith("model=tiny_l seed 0 1.900 -> 0.700 in 3 epochs.")  # no gain
+
+
+def test_a_base_epoch_cap_axis_is_the_base_models_own_column():
+    """`model.base_sft.epochs` swept (experiment=ablate_base_epochs) is labelled `epochs`, like no column the base
+    table makes: each base model shows its cap beside the epochs it took."""
+    curves = {(4, 0): [2.0, 1.0, 0.8, 0.7], (16, 0): [2.0, 1.0, 0.8, 0.7, 0.69, 0.688]}
+    rows = [{"study": "s", "method": method, "seed": seed, "iteration": 0, "epochs": cap,
+             "base/heldout_curve": curve, "base/plateaued": cap == 16}
+            for (cap, seed), curve in curves.items() for method in ("spin", "sft")]  # fmt: skip
+    diagnostics = pd.DataFrame(rows)
+    diagnostics.attrs["axes"] = ["epochs"]
+    table = base_table(diagnostics)
+    assert table[["epochs", "seed", "epochs_trained", "plateaued", "runs"]].values.tolist() == [
+        [4, 0, 4, False, 2], [16, 0, 6, True, 2]
+    ]  # fmt: skip
+    assert "epochs=4 seed 0 2.000 -> 0.700 in 4 epochs" in base_sentence(table)
