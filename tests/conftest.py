@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
@@ -34,15 +33,20 @@ def make_config(root: Path, *overrides: str) -> RunConfig:
     return load(make_cfg(root, *overrides), overrides=list(overrides))
 
 
-@pytest.fixture(scope="session", autouse=True)
 def _project_local_caches() -> None:
-    """Library caches (HF, DeepSpeed's JIT ops, wandb) in the checkout's .cache/, as the CLI keeps them: never in
-    $HOME, and DeepSpeed's op is built once per checkout rather than every session. Test outputs all go to
-    tmp_path."""
+    """Library caches (HF, DeepSpeed's JIT ops, wandb, matplotlib) in the checkout's .cache/, as the CLI keeps
+    them: never in $HOME, and DeepSpeed's op is built once per checkout rather than every session. Test outputs
+    all go to tmp_path."""
     for key, value in library_env(CHECKOUT / ".cache", offline=True).items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("WANDB_SILENT", "1")
     os.environ.pop("WANDB_API_KEY", None)
+
+
+# At import, before anything imports the libraries, which read these variables once, as they are imported: this
+# conftest loads before the tier conftests and test modules, and tests/integration/conftest.py imports the
+# pipeline (and with it `datasets`) as it loads, before any pytest hook or fixture could set them.
+_project_local_caches()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
